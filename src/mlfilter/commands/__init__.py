@@ -1,0 +1,1 @@
+"""Subcommands of the ``mlfilter`` command line, one module each."""

@@ -1,0 +1,62 @@
+"""One logging setup for every stage: console plus a rotating, multi-process-safe log file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from concurrent_log_handler import ConcurrentRotatingFileHandler
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
+_SECRET_ENV = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD)$")
+
+
+class RedactSecrets(logging.Filter):
+    """Replace the values of secret-looking environment variables (``*_API_KEY``, ``*_TOKEN``…) in log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = [v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 6]
+        if secrets:
+            message = record.getMessage()
+            for secret in secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def setup_logging(stage: str, log_dir: str | os.PathLike[str] = "logs", level: str | int = "INFO") -> logging.Logger:
+    """Configure the root logger once per process and return the logger named ``mlfilter.<stage>``.
+
+    Log lines go to stderr and to ``<log_dir>/mlfilter.log`` (rotated at 10 MB, 5 backups, safe when
+    several processes write at once). Secrets found in the environment are masked.
+    """
+    root = logging.getLogger()
+    if not any(getattr(h, "_mlfilter", False) for h in root.handlers):
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        formatter = logging.Formatter(LOG_FORMAT)
+        console = logging.StreamHandler()
+        file_handler = ConcurrentRotatingFileHandler(
+            os.path.join(os.fspath(log_dir), "mlfilter.log"), maxBytes=10 * 1024 * 1024, backupCount=5
+        )
+        for handler in (console, file_handler):
+            handler.setFormatter(formatter)
+            handler.addFilter(RedactSecrets())
+            handler._mlfilter = True  # type: ignore[attr-defined]
+            root.addHandler(handler)
+        for noisy in ("httpx", "urllib3", "filelock", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    root.setLevel(level)
+    return logging.getLogger(f"mlfilter.{stage}")
+
+
+def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, unit: str = "doc") -> Iterator[T]:
+    """A tqdm progress bar over ``iterable``; ``MLFILTER_PROGRESS=0`` turns bars off."""
+    disable = os.environ.get("MLFILTER_PROGRESS", "1") == "0"
+    return iter(tqdm(iterable, desc=desc, total=total, unit=unit, mininterval=1.0, disable=disable, dynamic_ncols=True))

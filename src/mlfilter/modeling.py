@@ -1,0 +1,203 @@
+"""``AnnotatorModel``: any Hugging Face encoder with one regression or classification head per task.
+
+Importing this module registers the model with ``AutoConfig``/``AutoModel``, so a saved model loads
+with ``AnnotatorModel.from_pretrained(path)`` or ``AutoModel.from_pretrained(path)`` and never needs
+``trust_remote_code``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.utils import ModelOutput
+
+MODEL_TYPE = "mlfilter_annotator"
+Pooling = Literal["cls", "mean"]
+
+
+class AnnotatorConfig(PretrainedConfig):
+    """Configuration of an :class:`AnnotatorModel`: the encoder's own config plus the task heads.
+
+    ``num_targets_per_task[i]`` is the number of labels of task ``i`` (labels ``0..K-1``); with
+    ``is_regression`` each task has one output, otherwise ``K`` class logits.
+    """
+
+    model_type = MODEL_TYPE
+
+    def __init__(
+        self,
+        encoder: dict[str, Any] | None = None,
+        task_names: Sequence[str] = ("educational",),
+        num_targets_per_task: Sequence[int] = (6,),
+        is_regression: bool = True,
+        pooling: Pooling = "cls",
+        head_hidden_size: int = 0,
+        classifier_dropout: float = 0.0,
+        regression_loss: Literal["mse", "huber"] = "mse",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.encoder = dict(encoder or {})
+        self.task_names = list(task_names)
+        self.num_targets_per_task = [int(k) for k in num_targets_per_task]
+        if len(self.task_names) != len(self.num_targets_per_task):
+            raise ValueError("task_names and num_targets_per_task must have the same length")
+        self.is_regression = is_regression
+        self.pooling = pooling
+        self.head_hidden_size = head_hidden_size
+        self.classifier_dropout = classifier_dropout
+        self.regression_loss = regression_loss
+
+    @property
+    def num_tasks(self) -> int:
+        """Number of tasks (heads)."""
+        return len(self.task_names)
+
+    def encoder_config(self) -> PretrainedConfig:
+        """The encoder's configuration object."""
+        encoder = dict(self.encoder)
+        return AutoConfig.for_model(encoder.pop("model_type"), **encoder)
+
+
+@dataclass
+class AnnotatorOutput(ModelOutput):
+    """``scores``: one continuous score per task, shape ``[batch, num_tasks]`` — the regression
+    output, or the probability-weighted mean label of a classification head. ``logits``: the raw
+    head outputs concatenated over tasks (``[batch, num_tasks]`` or ``[batch, sum(K_i)]``)."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    scores: torch.Tensor | None = None
+    embeddings: torch.Tensor | None = None
+
+
+class TaskHead(nn.Module):
+    """A linear layer, or a one-hidden-layer MLP, from the pooled embedding to one task's outputs."""
+
+    def __init__(self, hidden_size: int, outputs: int, head_hidden_size: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        if head_hidden_size > 0:
+            self.layers: nn.Module = nn.Sequential(
+                nn.Linear(hidden_size, head_hidden_size),
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(head_hidden_size, outputs),
+            )
+        else:
+            self.layers = nn.Linear(hidden_size, outputs)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.dropout(pooled))
+
+
+class AnnotatorModel(PreTrainedModel):
+    """An encoder, a pooling step (CLS or mean) and one head per task; losses mask missing labels."""
+
+    config_class = AnnotatorConfig
+    base_model_prefix = "annotator"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def __init__(self, config: AnnotatorConfig, encoder: PreTrainedModel | None = None) -> None:
+        super().__init__(config)
+        self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder_config())
+        hidden = self.encoder.config.hidden_size
+        outputs = [1 if config.is_regression else k for k in config.num_targets_per_task]
+        self.heads = nn.ModuleList(
+            TaskHead(hidden, n, config.head_hidden_size, config.classifier_dropout) for n in outputs
+        )
+        self.post_init()
+
+    @classmethod
+    def from_encoder(cls, encoder_name_or_path: str, **config_kwargs: Any) -> AnnotatorModel:
+        """A new model on a pretrained encoder (hub id or local folder) with freshly initialised heads."""
+        encoder_kwargs = config_kwargs.pop("encoder_kwargs", {})
+        encoder = AutoModel.from_pretrained(encoder_name_or_path, **encoder_kwargs)
+        config = AnnotatorConfig(encoder=encoder.config.to_dict(), **config_kwargs)
+        model = cls(config, encoder=encoder)
+        return model
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear) and any(module is m for head in self.heads for m in head.modules()):
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+
+    def freeze_encoder(self) -> None:
+        """Stop gradients into the encoder; only the heads train."""
+        for parameter in self.encoder.parameters():
+            parameter.requires_grad = False
+
+    def embed(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The pooled document embeddings, shape ``[batch, hidden]``."""
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        if self.config.pooling == "mean":
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return hidden[:, 0]
+
+    def forward_embeddings(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> AnnotatorOutput:
+        """Run the heads on pooled embeddings (the frozen-encoder fast path uses this directly)."""
+        logits = torch.cat([head(embeddings) for head in self.heads], dim=-1)
+        scores = self.logits_to_scores(logits)
+        loss = self.compute_loss(logits, labels) if labels is not None else None
+        return AnnotatorOutput(loss=loss, logits=logits, scores=scores, embeddings=embeddings)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **_: Any,
+    ) -> AnnotatorOutput:
+        """Encode, pool and score; ``labels`` is ``[batch, num_tasks]`` with NaN where a label is missing."""
+        return self.forward_embeddings(self.embed(input_ids, attention_mask, token_type_ids), labels)
+
+    def _task_slices(self) -> list[slice]:
+        widths = [1 if self.config.is_regression else k for k in self.config.num_targets_per_task]
+        starts = [sum(widths[:i]) for i in range(len(widths))]
+        return [slice(s, s + w) for s, w in zip(starts, widths, strict=True)]
+
+    def logits_to_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Continuous scores ``[batch, num_tasks]`` from concatenated head outputs."""
+        if self.config.is_regression:
+            return logits
+        columns = []
+        for part in self._task_slices():
+            probabilities = logits[:, part].float().softmax(-1)
+            values = torch.arange(probabilities.shape[-1], device=logits.device, dtype=probabilities.dtype)
+            columns.append((probabilities * values).sum(-1))
+        return torch.stack(columns, dim=-1).to(logits.dtype)
+
+    def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean loss over the labels present (NaN labels are masked out), averaged over tasks."""
+        labels = labels.to(logits.device).float().reshape(logits.shape[0], -1)
+        losses = []
+        for task, part in enumerate(self._task_slices()):
+            present = ~torch.isnan(labels[:, task])
+            if not present.any():
+                continue
+            target = labels[present, task]
+            output = logits[present, part].float()
+            if self.config.is_regression:
+                loss_fn = nn.functional.huber_loss if self.config.regression_loss == "huber" else nn.functional.mse_loss
+                losses.append(loss_fn(output.squeeze(-1), target))
+            else:
+                classes = target.round().long().clamp(0, self.config.num_targets_per_task[task] - 1)
+                losses.append(nn.functional.cross_entropy(output, classes))
+        if not losses:
+            return logits.sum() * 0.0
+        return torch.stack(losses).mean()
+
+
+AutoConfig.register(MODEL_TYPE, AnnotatorConfig, exist_ok=True)
+AutoModel.register(AnnotatorConfig, AnnotatorModel, exist_ok=True)

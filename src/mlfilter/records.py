@@ -1,0 +1,368 @@
+"""Streaming readers and atomic writers for sharded record files.
+
+Formats, chosen by file suffix: JSON Lines (``.jsonl``/``.json``), gzip (``.jsonl.gz``), zstandard
+(``.jsonl.zst``) and Parquet (``.parquet``). Local paths and any fsspec URL (``s3://``,
+``http(s)://``) are accepted. Memory stays constant whatever the size of the input.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import gzip
+import io
+import os
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import orjson
+import zstandard
+
+from mlfilter.atomic import temporary_path
+from mlfilter.errors import MlfilterError
+
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+COMPRESSED_SUFFIXES = (".gz", ".zst")
+PARQUET_SUFFIX = ".parquet"
+OnError = Literal["raise", "skip"]
+InvalidUtf8 = Literal["replace", "error"]
+
+
+class RecordFormatError(MlfilterError, ValueError):
+    """A record file is malformed; the message names the file and the line (or row)."""
+
+    def __init__(self, path: str, line: int | None, message: str, reason: str = "invalid_record") -> None:
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RecordLocation:
+    """Where a record came from: its file and 1-based line (or row) number."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+def is_remote(path: str) -> bool:
+    """True for fsspec URLs such as ``s3://bucket/key`` or ``https://host/file``."""
+    return "://" in path and not path.startswith("file://")
+
+
+def record_format(path: str) -> str:
+    """``"jsonl"`` or ``"parquet"``, from the file name (compression suffixes are looked through)."""
+    name = path.lower()
+    for suffix in COMPRESSED_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    if name.endswith(PARQUET_SUFFIX):
+        return "parquet"
+    if name.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    raise ValueError(f"{path}: unknown record format (expected .jsonl[.gz|.zst] or .parquet)")
+
+
+def is_record_file(path: str) -> bool:
+    """True for visible files whose name says they hold records."""
+    if os.path.basename(path).startswith((".", "_")):
+        return False
+    try:
+        record_format(path)
+    except ValueError:
+        return False
+    return True
+
+
+def expand_inputs(patterns: Iterable[str]) -> list[str]:
+    """Resolve files, folders and globs (local or fsspec URLs) to a sorted list of record files.
+
+    A folder stands for every record file below it; hidden files (temporary writes) and files
+    starting with ``_`` (markers) are left out. A pattern that matches nothing is an error.
+    """
+    found: list[str] = []
+    for pattern in patterns:
+        matches = _expand_remote(pattern) if is_remote(pattern) else _expand_local(pattern)
+        if not matches:
+            raise FileNotFoundError(f"{pattern}: no record files match")
+        found.extend(matches)
+    return sorted(dict.fromkeys(found))
+
+
+def _expand_local(pattern: str) -> list[str]:
+    if os.path.isdir(pattern):
+        paths = [str(p) for p in Path(pattern).rglob("*") if p.is_file()]
+        return sorted(p for p in paths if is_record_file(p))
+    if globlib.has_magic(pattern):
+        return sorted(p for p in globlib.glob(pattern, recursive=True) if os.path.isfile(p) and is_record_file(p))
+    return [pattern] if os.path.isfile(pattern) else []
+
+
+def _expand_remote(pattern: str) -> list[str]:
+    import fsspec
+
+    fs, _, paths = fsspec.get_fs_token_paths(pattern)
+    protocol = fs.protocol[0] if isinstance(fs.protocol, tuple | list) else fs.protocol
+    if len(paths) == 1 and not globlib.has_magic(pattern) and fs.isdir(paths[0]):
+        paths = [p for p in fs.find(paths[0])]
+    return sorted(fs.unstrip_protocol(p) if protocol != "file" else p for p in paths if is_record_file(p))
+
+
+def open_binary(path: str) -> IO[bytes]:
+    """Open a file for reading as decompressed bytes (gzip and zstandard by suffix)."""
+    compression = compression_of(path)
+    if is_remote(path):
+        import fsspec
+
+        codec = {"gz": "gzip", "zst": "zstd"}.get(compression or "")
+        return fsspec.open(path, "rb", compression=codec).open()
+    if compression == "gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if compression == "zst":
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
+    return open(path, "rb")
+
+
+def compression_of(path: str | os.PathLike[str]) -> str | None:
+    """``"gz"``, ``"zst"`` or ``None``, from the file name."""
+    name = os.fspath(path)
+    return next((suffix[1:] for suffix in COMPRESSED_SUFFIXES if name.endswith(suffix)), None)
+
+
+def open_binary_writer(path: str | os.PathLike[str], compression: str | None) -> IO[bytes]:
+    """Open a local file for writing bytes, compressed with gzip (level 6) or zstandard (level 3)."""
+    if compression == "gz":
+        return gzip.open(path, "wb", compresslevel=6)  # type: ignore[return-value]
+    if compression == "zst":
+        raw = open(path, "wb")  # noqa: SIM115 - closed with the stream writer
+        return zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=True)  # type: ignore[return-value]
+    return open(path, "wb")
+
+
+_DECOMPRESSION_ERRORS = (EOFError, OSError, zlib.error, zstandard.ZstdError)
+
+
+def iter_records(
+    path: str,
+    *,
+    on_error: OnError = "raise",
+    invalid_utf8: InvalidUtf8 = "replace",
+    skipped: Counter[str] | None = None,
+) -> Iterator[tuple[RecordLocation, dict[str, Any]]]:
+    """Stream ``(location, record)`` pairs from one record file.
+
+    A malformed line raises :class:`RecordFormatError` naming the file and line; with
+    ``on_error="skip"`` it is counted in ``skipped`` under a named reason instead. Bytes that are
+    not UTF-8 are replaced (counted as ``invalid_utf8_replaced``) or treated as an error.
+    """
+    counter = skipped if skipped is not None else Counter()
+    if record_format(path) == "parquet":
+        yield from _iter_parquet(path, on_error, counter)
+        return
+    line_no = 0
+    try:
+        with open_binary(path) as handle:
+            for line_no, raw in enumerate(handle, start=1):
+                record = _parse_line(path, line_no, raw, on_error, invalid_utf8, counter)
+                if record is not None:
+                    yield RecordLocation(path, line_no), record
+    except _DECOMPRESSION_ERRORS as exc:
+        error = RecordFormatError(path, line_no + 1, f"corrupt or truncated file: {exc}", "corrupt_file")
+        if on_error == "raise":
+            raise error from None
+        counter["corrupt_file"] += 1
+
+
+def _parse_line(
+    path: str, line_no: int, raw: bytes, on_error: OnError, invalid_utf8: InvalidUtf8, counter: Counter[str]
+) -> dict[str, Any] | None:
+    if not raw.strip():
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if invalid_utf8 == "replace":
+            counter["invalid_utf8_replaced"] += 1
+            text = raw.decode("utf-8", errors="replace")
+        else:
+            return _reject(path, line_no, f"not valid UTF-8 at byte {exc.start}", "invalid_utf8", on_error, counter)
+    try:
+        record = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return _reject(path, line_no, f"invalid JSON: {exc}", "invalid_json", on_error, counter)
+    if not isinstance(record, dict):
+        return _reject(path, line_no, "expected a JSON object", "not_an_object", on_error, counter)
+    return record
+
+
+def _reject(path: str, line: int, message: str, reason: str, on_error: OnError, counter: Counter[str]) -> None:
+    if on_error == "raise":
+        raise RecordFormatError(path, line, message, reason)
+    counter[reason] += 1
+    return None
+
+
+def _iter_parquet(
+    path: str, on_error: OnError, counter: Counter[str]
+) -> Iterator[tuple[RecordLocation, dict[str, Any]]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    row = 0
+    try:
+        source = open_binary(path)
+        with source, pq.ParquetFile(source) as parquet:
+            for batch in parquet.iter_batches(batch_size=1024):
+                for record in batch.to_pylist():
+                    row += 1
+                    yield RecordLocation(path, row), record
+    except (pa.ArrowException, OSError) as exc:
+        if on_error == "raise":
+            raise RecordFormatError(path, row + 1, f"unreadable Parquet: {exc}", "corrupt_file") from None
+        counter["corrupt_file"] += 1
+
+
+class RecordWriter:
+    """Write records to one file that appears under its final name only when closed successfully.
+
+    JSONL (optionally ``.gz``/``.zst``) is written line by line; Parquet in row groups of
+    ``parquet_batch`` records with the schema of the first group.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, parquet_batch: int = 10_000) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+        self._tmp = temporary_path(self.path)
+        self._format = record_format(str(self.path))
+        self._parquet_batch = parquet_batch
+        self._pending: list[dict[str, Any]] = []
+        self._parquet_writer: Any = None
+        self._handle: IO[bytes] | None = None
+        if self._format == "jsonl":
+            self._handle = open_binary_writer(self._tmp, compression_of(self.path))
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record."""
+        self.count += 1
+        if self._handle is not None:
+            self._handle.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+            return
+        self._pending.append(record)
+        if len(self._pending) >= self._parquet_batch:
+            self._flush_parquet()
+
+    def write_many(self, records: Iterable[dict[str, Any]]) -> None:
+        """Append many records."""
+        for record in records:
+            self.write(record)
+
+    def _flush_parquet(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._pending:
+            return
+        if self._parquet_writer is None:
+            table = pa.Table.from_pylist(self._pending)
+            self._parquet_writer = pq.ParquetWriter(self._tmp, table.schema, compression="zstd")
+        else:
+            table = pa.Table.from_pylist(self._pending, schema=self._parquet_writer.schema)
+        self._parquet_writer.write_table(table)
+        self._pending = []
+
+    def close(self) -> None:
+        """Finish the file and move it under its final name."""
+        if self._handle is not None:
+            self._handle.close()
+        else:
+            self._flush_parquet()
+            if self._parquet_writer is None:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                pq.write_table(pa.table({}), self._tmp)
+            else:
+                self._parquet_writer.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop the unfinished file."""
+        if self._handle is not None:
+            self._handle.close()
+        elif self._parquet_writer is not None:
+            self._parquet_writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class ShardedWriter:
+    """Write records across numbered shards (``part-00000.jsonl.zst`` …), each written atomically."""
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        prefix: str = "part",
+        suffix: str = ".jsonl.zst",
+        records_per_shard: int = 100_000,
+    ) -> None:
+        self.folder = Path(folder)
+        self.prefix = prefix
+        self.suffix = suffix
+        self.records_per_shard = records_per_shard
+        self.shards: list[Path] = []
+        self.count = 0
+        self._current: RecordWriter | None = None
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record, starting a new shard when the current one is full."""
+        if self._current is None or self._current.count >= self.records_per_shard:
+            self._rotate()
+        assert self._current is not None
+        self._current.write(record)
+        self.count += 1
+
+    def _rotate(self) -> None:
+        if self._current is not None:
+            self._current.close()
+        path = self.folder / f"{self.prefix}-{len(self.shards):05d}{self.suffix}"
+        self.shards.append(path)
+        self._current = RecordWriter(path)
+
+    def close(self) -> None:
+        """Finish the last shard."""
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+
+    def abort(self) -> None:
+        """Drop the shard in progress (finished shards stay)."""
+        if self._current is not None:
+            self._current.abort()
+            self._current = None
+
+    def __enter__(self) -> ShardedWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

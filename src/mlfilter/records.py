@@ -117,18 +117,21 @@ def _expand_remote(pattern: str) -> list[str]:
 
 
 def open_binary(path: str) -> IO[bytes]:
-    """Open a file for reading as decompressed bytes (gzip and zstandard by suffix)."""
-    compression = compression_of(path)
+    """Open a local or remote file for reading as decompressed bytes (gzip and zstandard by suffix)."""
     if is_remote(path):
         import fsspec
 
-        codec = {"gz": "gzip", "zst": "zstd"}.get(compression or "")
-        return fsspec.open(path, "rb", compression=codec).open()
+        raw: IO[bytes] = fsspec.open(path, "rb").open()
+    else:
+        raw = open(path, "rb")  # noqa: SIM115 - closed with the returned stream
+    compression = compression_of(path)
     if compression == "gz":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        stream = gzip.GzipFile(fileobj=raw, mode="rb")
+        stream.myfileobj = raw  # type: ignore[assignment]  # GzipFile closes ``myfileobj`` on close
+        return stream  # type: ignore[return-value]
     if compression == "zst":
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
-    return open(path, "rb")
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+    return raw
 
 
 def compression_of(path: str | os.PathLike[str]) -> str | None:

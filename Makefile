@@ -4,9 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_VERSION ?= 2.13.0
-# A CPU build of torch: PyTorch's CPU index on a machine with internet; where that index is out of
-# reach, pip falls back to the wheel in its configured find-links folder.
-TORCH_INDEX ?= --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
+# A CPU build of torch: from PyTorch's CPU index where it can be reached; elsewhere pip takes the
+# wheel from its configured find-links folder (as on machines without internet that ship one).
+TORCH_INDEX ?= $(shell $(PYTHON) -c "import socket; socket.create_connection(('download.pytorch.org', 443), 3)" \
+	2>/dev/null && echo --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple)
 
 .PHONY: install install-test demo test lint format bench clean
 

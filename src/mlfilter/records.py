@@ -40,6 +40,10 @@ class RecordFormatError(MlfilterError, ValueError):
         self.path = path
         self.line = line
         self.reason = reason
+        self._message = message
+
+    def __reduce__(self) -> tuple[type, tuple[str, int | None, str, str]]:
+        return type(self), (self.path, self.line, self._message, self.reason)
 
 
 @dataclass(frozen=True)

@@ -181,3 +181,15 @@ def test_writer_error_leaves_no_file(tmp_path: Path) -> None:
         writer.write({"id": "1", "text": "a"})
         raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_format_errors_survive_pickling_between_processes() -> None:
+    import pickle
+
+    error = pickle.loads(pickle.dumps(RecordFormatError("a.jsonl", 3, "invalid JSON: x", "invalid_json")))
+    assert (str(error), error.path, error.line, error.reason) == (
+        "a.jsonl:3: invalid JSON: x",
+        "a.jsonl",
+        3,
+        "invalid_json",
+    )

@@ -134,8 +134,55 @@ def open_binary(path: str) -> IO[bytes]:
         stream.myfileobj = raw  # type: ignore[assignment]  # GzipFile closes ``myfileobj`` on close
         return stream  # type: ignore[return-value]
     if compression == "zst":
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+        return io.BufferedReader(ZstdReader(raw))
     return raw
+
+
+class ZstdReader(io.RawIOBase):
+    """Decompress a zstandard stream of one or more frames; a stream cut inside a frame raises EOFError.
+
+    (zstandard's own stream reader ends quietly at a truncated frame, which would lose records silently.)
+    """
+
+    def __init__(self, raw: IO[bytes], chunk_size: int = 1 << 17) -> None:
+        self._raw = raw
+        self._chunk_size = chunk_size
+        self._decompressor = zstandard.ZstdDecompressor().decompressobj()
+        self._pending = b""
+        self._in_frame = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = self._raw.read(self._chunk_size)
+            if not chunk:
+                if self._in_frame:
+                    raise EOFError("zstandard stream ends inside a frame (truncated file)")
+                return 0
+            self._pending = self._decompress(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _decompress(self, chunk: bytes) -> bytes:
+        output = []
+        while chunk:
+            self._in_frame = True
+            output.append(self._decompressor.decompress(chunk))
+            if not self._decompressor.eof:
+                break
+            self._in_frame = False
+            chunk = self._decompressor.unused_data
+            self._decompressor = zstandard.ZstdDecompressor().decompressobj()
+        return b"".join(output)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
 
 
 def compression_of(path: str | os.PathLike[str]) -> str | None:

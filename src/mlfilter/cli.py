@@ -16,6 +16,18 @@ from mlfilter.errors import MlfilterError
 #: command name → (module implementing it, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "params": ("mlfilter.commands.params", "print the resolved, validated params.yaml"),
+    "sample": ("mlfilter.commands.sample", "reproducible per-language sample of Common Crawl or local corpora"),
+    "annotate": ("mlfilter.commands.annotate", "score documents with one LLM annotator of params.yaml (cached)"),
+    "score_documents": ("mlfilter.commands.score_documents", "the original tool's command: score JSONL with an LLM"),
+    "aggregate": ("mlfilter.commands.aggregate", "one label per document and task from every annotator's scores"),
+    "split": ("mlfilter.commands.split", "stable, stratified, leak-free train/val/test splits of the labels"),
+    "train": ("mlfilter.commands.train", "train the annotator model on the train split, selecting on val"),
+    "train_classifier": ("mlfilter.commands.train", "the original tool's command: train from its YAML config"),
+    "annotator_training_pipeline": ("mlfilter.commands.train", "the original tool's other name for train_classifier"),
+    "evaluate": ("mlfilter.commands.evaluate", "annotator agreement, gold metrics, classifier on the test split"),
+    "interrater_reliability": ("mlfilter.commands.interrater_reliability", "agreement among annotators as JSON"),
+    "plot_scores": ("mlfilter.commands.plot_scores", "plot score distributions, differences and agreement"),
+    "filter": ("mlfilter.commands.filter", "score a corpus with a trained model and keep the best documents"),
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -24,10 +24,13 @@ class AnnotatorConfig(PretrainedConfig):
     """Configuration of an :class:`AnnotatorModel`: the encoder's own config plus the task heads.
 
     ``num_targets_per_task[i]`` is the number of labels of task ``i`` (labels ``0..K-1``); with
-    ``is_regression`` each task has one output, otherwise ``K`` class logits.
+    ``is_regression`` each task has one output, otherwise ``K`` class logits. ``thresholds`` (optional)
+    records each task's positive cut from training, so a saved model carries it.
     """
 
     model_type = MODEL_TYPE
+    #: ``Trainer`` leaves the pooled embeddings out of gathered predictions.
+    keys_to_ignore_at_inference: ClassVar[list[str]] = ["embeddings"]
 
     def __init__(
         self,
@@ -39,6 +42,7 @@ class AnnotatorConfig(PretrainedConfig):
         head_hidden_size: int = 0,
         classifier_dropout: float = 0.0,
         regression_loss: Literal["mse", "huber"] = "mse",
+        thresholds: Sequence[float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -52,6 +56,9 @@ class AnnotatorConfig(PretrainedConfig):
         self.head_hidden_size = head_hidden_size
         self.classifier_dropout = classifier_dropout
         self.regression_loss = regression_loss
+        self.thresholds = [float(t) for t in thresholds] if thresholds is not None else None
+        if self.thresholds is not None and len(self.thresholds) != len(self.task_names):
+            raise ValueError("thresholds must have one value per task")
 
     @property
     def num_tasks(self) -> int:
@@ -96,83 +103,56 @@ class TaskHead(nn.Module):
         return self.layers(self.dropout(pooled))
 
 
-class AnnotatorModel(PreTrainedModel):
-    """An encoder, a pooling step (CLS or mean) and one head per task; losses mask missing labels."""
+class AnnotatorHeads(nn.Module):
+    """The task heads on their own: pooled embeddings in, :class:`AnnotatorOutput` out.
 
-    config_class = AnnotatorConfig
-    base_model_prefix = "annotator"
-    supports_gradient_checkpointing = True
-    _supports_sdpa = True
+    The frozen-encoder fast path trains this module directly on cached embeddings; inside an
+    :class:`AnnotatorModel` it runs on the encoder's pooled output, with the same parameters.
+    """
 
-    def __init__(self, config: AnnotatorConfig, encoder: PreTrainedModel | None = None) -> None:
-        super().__init__(config)
-        self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder_config())
-        hidden = self.encoder.config.hidden_size
-        outputs = [1 if config.is_regression else k for k in config.num_targets_per_task]
-        self.heads = nn.ModuleList(
-            TaskHead(hidden, n, config.head_hidden_size, config.classifier_dropout) for n in outputs
+    def __init__(self, config: AnnotatorConfig, hidden_size: int) -> None:
+        super().__init__()
+        self.config = config
+        widths = [1 if config.is_regression else k for k in config.num_targets_per_task]
+        self.tasks = nn.ModuleList(
+            TaskHead(hidden_size, n, config.head_hidden_size, config.classifier_dropout) for n in widths
         )
-        self.post_init()
+        starts = [sum(widths[:i]) for i in range(len(widths))]
+        self.slices = [slice(s, s + w) for s, w in zip(starts, widths, strict=True)]
 
-    @classmethod
-    def from_encoder(cls, encoder_name_or_path: str, **config_kwargs: Any) -> AnnotatorModel:
-        """A new model on a pretrained encoder (hub id or local folder) with freshly initialised heads."""
-        encoder_kwargs = config_kwargs.pop("encoder_kwargs", {})
-        encoder = AutoModel.from_pretrained(encoder_name_or_path, **encoder_kwargs)
-        config = AnnotatorConfig(encoder=encoder.config.to_dict(), **config_kwargs)
-        model = cls(config, encoder=encoder)
-        return model
+    @torch.no_grad()
+    def init_from_label_prior(self, labels: torch.Tensor) -> None:
+        """Start each head at the training labels' prior: the mean label (regression) or log class frequencies.
 
-    def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear) and any(module is m for head in self.heads for m in head.modules()):
-            nn.init.normal_(module.weight, std=0.02)
-            nn.init.zeros_(module.bias)
+        ``labels`` is ``[n, num_tasks]`` with NaN where missing. Heads then begin at the constant
+        predictor's loss instead of spending their first epochs learning the label mean.
+        """
+        for task, head in enumerate(self.tasks):
+            column = labels[:, task].float()
+            present = column[~torch.isnan(column)]
+            if present.numel() == 0:
+                continue
+            last = head.layers[-1] if isinstance(head.layers, nn.Sequential) else head.layers
+            if self.config.is_regression:
+                last.bias.fill_(present.mean().item())
+            else:
+                k = self.config.num_targets_per_task[task]
+                counts = torch.bincount(present.round().long().clamp(0, k - 1), minlength=k).float()
+                last.bias.copy_(torch.log((counts + 1.0) / (counts.sum() + k)))
 
-    def freeze_encoder(self) -> None:
-        """Stop gradients into the encoder; only the heads train."""
-        for parameter in self.encoder.parameters():
-            parameter.requires_grad = False
-
-    def embed(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """The pooled document embeddings, shape ``[batch, hidden]``."""
-        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
-        if self.config.pooling == "mean":
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return hidden[:, 0]
-
-    def forward_embeddings(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> AnnotatorOutput:
-        """Run the heads on pooled embeddings (the frozen-encoder fast path uses this directly)."""
-        logits = torch.cat([head(embeddings) for head in self.heads], dim=-1)
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> AnnotatorOutput:
+        """Scores (and the masked loss when ``labels`` is given) from pooled embeddings."""
+        logits = torch.cat([head(embeddings) for head in self.tasks], dim=-1)
         scores = self.logits_to_scores(logits)
         loss = self.compute_loss(logits, labels) if labels is not None else None
         return AnnotatorOutput(loss=loss, logits=logits, scores=scores, embeddings=embeddings)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        **_: Any,
-    ) -> AnnotatorOutput:
-        """Encode, pool and score; ``labels`` is ``[batch, num_tasks]`` with NaN where a label is missing."""
-        return self.forward_embeddings(self.embed(input_ids, attention_mask, token_type_ids), labels)
-
-    def _task_slices(self) -> list[slice]:
-        widths = [1 if self.config.is_regression else k for k in self.config.num_targets_per_task]
-        starts = [sum(widths[:i]) for i in range(len(widths))]
-        return [slice(s, s + w) for s, w in zip(starts, widths, strict=True)]
 
     def logits_to_scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Continuous scores ``[batch, num_tasks]`` from concatenated head outputs."""
         if self.config.is_regression:
             return logits
         columns = []
-        for part in self._task_slices():
+        for part in self.slices:
             probabilities = logits[:, part].float().softmax(-1)
             values = torch.arange(probabilities.shape[-1], device=logits.device, dtype=probabilities.dtype)
             columns.append((probabilities * values).sum(-1))
@@ -182,7 +162,7 @@ class AnnotatorModel(PreTrainedModel):
         """Mean loss over the labels present (NaN labels are masked out), averaged over tasks."""
         labels = labels.to(logits.device).float().reshape(logits.shape[0], -1)
         losses = []
-        for task, part in enumerate(self._task_slices()):
+        for task, part in enumerate(self.slices):
             present = ~torch.isnan(labels[:, task])
             if not present.any():
                 continue
@@ -197,6 +177,88 @@ class AnnotatorModel(PreTrainedModel):
         if not losses:
             return logits.sum() * 0.0
         return torch.stack(losses).mean()
+
+
+class AnnotatorModel(PreTrainedModel):
+    """An encoder, a pooling step (CLS or mean) and one head per task; losses mask missing labels."""
+
+    config_class = AnnotatorConfig
+    base_model_prefix = "annotator"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def __init__(self, config: AnnotatorConfig, encoder: PreTrainedModel | None = None) -> None:
+        super().__init__(config)
+        self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder_config())
+        self.heads = AnnotatorHeads(config, self.encoder.config.hidden_size)
+        self.encoder_frozen = False
+        self.post_init()
+
+    @classmethod
+    def from_encoder(cls, encoder_name_or_path: str, **config_kwargs: Any) -> AnnotatorModel:
+        """A new model on a pretrained encoder (hub id or local folder) with freshly initialised heads."""
+        encoder_kwargs = config_kwargs.pop("encoder_kwargs", {})
+        encoder = AutoModel.from_pretrained(encoder_name_or_path, **encoder_kwargs)
+        config = AnnotatorConfig(encoder=encoder.config.to_dict(), **config_kwargs)
+        return cls(config, encoder=encoder)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear) and any(module is m for m in self.heads.modules()):
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+
+    def freeze_encoder(self) -> None:
+        """Stop gradients into the encoder and keep it in eval mode (no dropout): only the heads train.
+
+        The pooled embeddings are then a fixed function of the text, which is what lets the fast path
+        train the heads on cached embeddings with the same result.
+        """
+        for parameter in self.encoder.parameters():
+            parameter.requires_grad = False
+        self.encoder_frozen = True
+        self.encoder.eval()
+
+    def train(self, mode: bool = True) -> AnnotatorModel:
+        """Set training mode; a frozen encoder stays in eval mode."""
+        super().train(mode)
+        if self.encoder_frozen:
+            self.encoder.eval()
+        return self
+
+    def embed(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The pooled document embeddings, shape ``[batch, hidden]``."""
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        if self.config.pooling == "mean":
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return hidden[:, 0]
+
+    def forward_embeddings(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> AnnotatorOutput:
+        """Run only the heads on pooled embeddings (the frozen-encoder fast path uses this directly)."""
+        return self.heads(embeddings, labels)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **_: Any,
+    ) -> AnnotatorOutput:
+        """Encode, pool and score; ``labels`` is ``[batch, num_tasks]`` with NaN where a label is missing."""
+        return self.heads(self.embed(input_ids, attention_mask, token_type_ids), labels)
+
+    def logits_to_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Continuous scores ``[batch, num_tasks]`` from concatenated head outputs."""
+        return self.heads.logits_to_scores(logits)
+
+    def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean loss over the labels present (NaN labels are masked out), averaged over tasks."""
+        return self.heads.compute_loss(logits, labels)
 
 
 AutoConfig.register(MODEL_TYPE, AnnotatorConfig, exist_ok=True)

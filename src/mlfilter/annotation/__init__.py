@@ -1,0 +1,1 @@
+"""The annotate stage: prompt-based LLM scoring of documents, resumable per request."""

@@ -1,0 +1,1 @@
+"""LLM backends of the annotate stage: ``openai`` (any OpenAI-compatible server) and ``local`` (transformers)."""

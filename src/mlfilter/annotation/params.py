@@ -1,0 +1,160 @@
+"""Typed params of the ``annotate`` section of ``params.yaml``: the request cache and the annotators.
+
+Each annotator is one DVC stage (``annotate@<name>``) that depends on exactly its own entry under
+``annotate.annotators`` and on the shared ``tasks``; nothing here holds a secret — endpoint URLs and
+API keys are read from the environment variables the annotator names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mlfilter.params import ParamsError
+
+Backend = Literal["openai", "local", "import"]
+ScoreMode = Literal["generate", "logprobs"]
+Api = Literal["chat", "completions"]
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+
+DEFAULT_CACHE = ".mlfilter/cache/requests.sqlite"
+#: Environment variable that overrides the request cache path of params.
+CACHE_ENV = "MLFILTER_CACHE"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Sampling of one generation. ``seed`` (optional) is a base seed: generation ``i`` uses ``seed + i``."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ParamsError(f"temperature: expected a value >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ParamsError(f"top_p: expected a value in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ParamsError(f"max_new_tokens: expected at least 1, got {self.max_new_tokens}")
+
+
+@dataclass(frozen=True)
+class AnnotatorParams:
+    """One annotator: a backend, a model, how to prompt it and how to read its scores.
+
+    ``backend``: ``openai`` (any OpenAI-compatible server: vLLM, TGI, llama.cpp server, OpenAI),
+    ``local`` (an in-process transformers causal LM) or ``import`` (annotation files of the original
+    tool, ``import_paths``). ``model``: the served model name (openai), a hub id, a local folder or
+    ``embedded:SmolLM2-135M-Instruct`` (local). ``tasks``: the tasks it scores (empty: all).
+    ``prompts``: task → prompt file, overriding the task's own prompt for this annotator only.
+    ``score_mode``: ``generate`` parses the score from each of ``n`` replies; ``logprobs`` forces the
+    prompt's reply prefix and reads the probabilities of the label tokens (expected score +
+    distribution; ``n`` must be 1). See ``params.yaml`` for every key.
+    """
+
+    backend: Backend = "openai"
+    model: str = ""
+    tasks: tuple[str, ...] = ()
+    prompts: dict[str, str] = field(default_factory=dict)
+    score_mode: ScoreMode = "generate"
+    n: int = 1
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    score_pattern: str = ""
+    force_reply_prefix: bool = False
+    top_logprobs: int = 20
+    max_document_tokens: int = 0
+    chars_per_token: float = 4.0
+    tokenizer: str = ""
+    api: Api = "chat"
+    add_generation_prompt: bool = True
+    base_url_env: str = "OPENAI_BASE_URL"
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 64
+    timeout_s: float = 300.0
+    max_retries: int = 8
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    dtype: Dtype = "auto"
+    batch_size: int = 8
+    import_paths: tuple[str, ...] = ()
+    max_failed_fraction: float = 0.01
+    records_per_shard: int = 100_000
+
+    def __post_init__(self) -> None:
+        self._check_counts()
+        if self.backend == "import":
+            if not self.import_paths:
+                raise ParamsError("import_paths: the import backend needs at least one file, folder or glob")
+        elif not self.model:
+            raise ParamsError(f"model: required for the {self.backend} backend")
+        if self.score_mode == "logprobs" and self.n != 1:
+            raise ParamsError(f"n: logprobs mode reads one distribution per document and task: use 1, not {self.n}")
+        if self.score_pattern:
+            try:
+                pattern = re.compile(self.score_pattern)
+            except re.error as exc:
+                raise ParamsError(f"score_pattern: not a valid regular expression: {exc}") from None
+            if pattern.groups < 1:
+                raise ParamsError("score_pattern: needs one capturing group around the score")
+        for key in ("Authorization", "api_key", "headers"):
+            if key in self.extra_body:
+                raise ParamsError(f"extra_body.{key}: credentials never go in params; name an env var in api_key_env")
+
+    def _check_counts(self) -> None:
+        minimums = {
+            "n": (self.n, 1),
+            "concurrency": (self.concurrency, 1),
+            "max_retries": (self.max_retries, 0),
+            "batch_size": (self.batch_size, 1),
+            "max_document_tokens": (self.max_document_tokens, 0),
+            "records_per_shard": (self.records_per_shard, 1),
+        }
+        for key, (value, minimum) in minimums.items():
+            if value < minimum:
+                raise ParamsError(f"{key}: expected at least {minimum}, got {value}")
+        if not 1 <= self.top_logprobs <= 20:
+            raise ParamsError(
+                f"top_logprobs: expected 1..20 (what OpenAI-compatible servers allow), got {self.top_logprobs}"
+            )
+        for key in ("timeout_s", "chars_per_token"):
+            if getattr(self, key) <= 0:
+                raise ParamsError(f"{key}: expected a value > 0, got {getattr(self, key)}")
+        if self.backoff_initial_s < 0 or self.backoff_max_s < self.backoff_initial_s:
+            raise ParamsError("backoff_initial_s/backoff_max_s: expected 0 <= backoff_initial_s <= backoff_max_s")
+        if not 0 <= self.max_failed_fraction <= 1:
+            raise ParamsError(f"max_failed_fraction: expected a value in [0, 1], got {self.max_failed_fraction}")
+
+
+@dataclass(frozen=True)
+class AnnotateParams:
+    """The ``annotate`` section: where the request cache lives and the annotators by name.
+
+    ``cache``: the SQLite request cache shared by every annotator, rerun and experiment (the
+    ``MLFILTER_CACHE`` environment variable overrides it). ``env_file``: an optional, untracked file
+    of environment variables (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, …) read at start.
+    """
+
+    cache: str = DEFAULT_CACHE
+    env_file: str = ".env"
+    annotators: dict[str, AnnotatorParams] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in self.annotators:
+            if not _NAME.match(name):
+                raise ParamsError(
+                    f"annotators.{name}: an annotator name becomes a folder and a stage name; "
+                    "use letters, digits, '_', '-' and '.'"
+                )
+
+    def annotator(self, name: str) -> AnnotatorParams:
+        """The params of annotator ``name``, with an error listing the known names."""
+        if name not in self.annotators:
+            known = ", ".join(self.annotators) or "none"
+            raise ParamsError(f"annotate.annotators: no annotator {name!r}; known: {known}")
+        return self.annotators[name]

@@ -1,0 +1,621 @@
+"""Annotating documents: documents × tasks × n generations → requests → request cache → records.
+
+A run makes two passes over the documents. The first plans every request (truncate, render the
+prompt in the document's language, hash it), looks it up in the request cache and sends only what is
+missing — asynchronously to an OpenAI-compatible server, or in batches through a local model —
+committing each result to the cache before it counts as done. The second pass rebuilds the output
+from the cache alone, in input order, so a rerun after a kill writes byte-identical files to an
+uninterrupted run and never resends a finished request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mlfilter.annotation.backends.base import PreparedRequest
+from mlfilter.annotation.cache import BatchedCommitter, RequestCache, cache_path
+from mlfilter.annotation.original_format import LabelMapper, OriginalAnnotation, read_original_annotations, to_record
+from mlfilter.annotation.params import AnnotatorParams
+from mlfilter.annotation.parsing import OK, PARSE_ERROR, ScoreParser, logprob_score, request_failed
+from mlfilter.annotation.prompts import PromptFile, load_prompt
+from mlfilter.annotation.report import AnnotationReport
+from mlfilter.annotation.truncation import Truncator, load_tokenizer
+from mlfilter.documents import Document, read_documents
+from mlfilter.errors import MlfilterError
+from mlfilter.logs import progress
+from mlfilter.params import ParamsError, TaskParams
+from mlfilter.records import OnError, ShardedWriter
+from mlfilter.reports import Stopwatch, write_report
+
+log = logging.getLogger(__name__)
+
+_DOCS_PER_CHUNK = 64
+_PROGRESS_LOG_S = 30.0
+
+
+@dataclass(frozen=True)
+class TaskSetup:
+    """One task as this annotator scores it: the task, its prompt file and its score parser."""
+
+    task: TaskParams
+    prompt: PromptFile
+    parser: ScoreParser
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """The requests for one document and task, and how its prompt was built."""
+
+    task: str
+    language: str
+    truncated: bool
+    prefix: str
+    requests: tuple[PreparedRequest, ...]
+
+
+@dataclass(frozen=True)
+class DocumentPlan:
+    """Every request one document needs."""
+
+    doc_id: str
+    tasks: tuple[TaskPlan, ...]
+
+    def requests(self) -> Iterator[PreparedRequest]:
+        """All requests of the document, task by task, generation by generation."""
+        for task in self.tasks:
+            yield from task.requests
+
+
+def resolve_tasks(params: AnnotatorParams, tasks: Sequence[TaskParams], name: str) -> list[TaskSetup]:
+    """The tasks an annotator scores, with their prompts loaded and checked against ``num_targets``."""
+    by_name = {task.name: task for task in tasks}
+    where = f"annotate.annotators.{name}"
+    wanted = list(params.tasks) or list(by_name)
+    for task_name in [*wanted, *params.prompts]:
+        if task_name not in by_name:
+            raise ParamsError(f"{where}: unknown task {task_name!r}; tasks: {', '.join(by_name)}")
+    setups = []
+    for task_name in wanted:
+        task = by_name[task_name]
+        prompt = load_prompt(params.prompts.get(task_name, task.prompt))
+        prompt.check_labels(task_name, task.num_targets)
+        parser = ScoreParser(params.score_pattern or prompt.score_pattern, prompt.labels)
+        setups.append(TaskSetup(task, prompt, parser))
+    return setups
+
+
+def base_urls_from_env(params: AnnotatorParams, env: Mapping[str, str], name: str) -> list[str]:
+    """The server base URLs (comma- or space-separated) from the annotator's environment variable."""
+    value = env.get(params.base_url_env, "")
+    urls = [u for u in value.replace(",", " ").split() if u]
+    if not urls:
+        raise MlfilterError(
+            f"annotator {name!r}: environment variable {params.base_url_env} is not set; give the server's "
+            "base URL(s), comma-separated, e.g. http://gpu-node-1:8000/v1 (in the environment or in .env)"
+        )
+    return urls
+
+
+class Annotator:
+    """An annotator ready to plan requests: tasks and prompts, truncation, and its backend."""
+
+    def __init__(self, name: str, params: AnnotatorParams, tasks: Sequence[TaskParams], *, with_model: bool = True):
+        self.name = name
+        self.params = params
+        self.setups = resolve_tasks(params, tasks, name)
+        self.backend: Any = self._backend(with_model) if params.backend != "import" else None
+        tokenizer = getattr(self.backend, "tokenizer", None)
+        self.truncator = Truncator(params.max_document_tokens, tokenizer, params.chars_per_token)
+
+    def _backend(self, with_model: bool) -> Any:
+        p = self.params
+        if p.backend == "local":
+            from mlfilter.annotation.backends.local import LocalBackend
+
+            return LocalBackend(p, with_model=with_model)
+        if p.backend == "openai":
+            from mlfilter.annotation.backends.openai_client import OpenAIBackend
+
+            tokenizer_name = p.tokenizer or (p.model if p.api == "completions" else "")
+            tokenizer = load_tokenizer(tokenizer_name) if tokenizer_name else None
+            return OpenAIBackend(p, tokenizer)
+        raise MlfilterError(f"annotator {self.name!r}: unknown backend {p.backend!r}")
+
+    def prefix(self, setup: TaskSetup) -> str:
+        """The forced start of the reply: the prompt's score prefix in logprobs mode or when asked for."""
+        if self.params.score_mode == "logprobs" or self.params.force_reply_prefix:
+            return setup.prompt.score_prefix
+        return ""
+
+    def plan(self, document: Document) -> DocumentPlan:
+        """The requests for one document: per task, the prompt in its language, one per generation."""
+        text, truncated = self.truncator(document.text)
+        plans = []
+        for setup in self.setups:
+            variant = setup.prompt.variant_for(document.language)
+            messages = variant.messages(text)
+            prefix = self.prefix(setup)
+            requests = tuple(
+                self.backend.prepare(messages, prefix or None, g, setup.prompt.labels) for g in range(self.params.n)
+            )
+            plans.append(TaskPlan(setup.task.name, variant.language, truncated, prefix, requests))
+        return DocumentPlan(document.id, tuple(plans))
+
+
+class AnnotationRun:
+    """One annotator over a set of input documents, with the shared request cache."""
+
+    def __init__(
+        self,
+        annotator: Annotator,
+        inputs: Sequence[str],
+        cache_file: str | os.PathLike[str],
+        *,
+        fields: Mapping[str, str] | None = None,
+        on_error: OnError = "raise",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.annotator = annotator
+        self.params = annotator.params
+        self.inputs = list(inputs)
+        self.cache_file = Path(cache_file)
+        self.fields = fields
+        self.on_error = on_error
+        self.env = os.environ if env is None else env
+        self.failures: dict[str, str] = {}
+        self.scheduled: set[str] = set()
+        self.sent_keys: set[str] = set()
+        self.done = 0
+        setups = annotator.setups
+        self.report = AnnotationReport(
+            annotator.name,
+            self.params.backend,
+            self.params.model,
+            self.params.score_mode,
+            [s.task.name for s in setups],
+        )
+        self.report.truncation = annotator.truncator.method
+        self.report.prompts = {s.task.name: {"name": s.prompt.name, "sha256": s.prompt.sha256} for s in setups}
+
+    # -- documents -------------------------------------------------------------------------------
+
+    def _documents(self, count: bool) -> Iterator[Document]:
+        skipped: Counter[str] = Counter()
+        for _, document in read_documents(self.inputs, fields=self.fields, on_error=self.on_error, skipped=skipped):
+            if not document.text.strip():
+                if count:
+                    self.report.documents.drop("empty_text")
+                continue
+            if count:
+                self.report.documents.keep()
+            yield document
+        if count:
+            for reason, n in skipped.items():
+                if reason != "invalid_utf8_replaced":
+                    self.report.documents.drop(reason, n)
+
+    def _plans(self, desc: str, count: bool) -> Iterator[list[DocumentPlan]]:
+        chunk: list[DocumentPlan] = []
+        for document in progress(self._documents(count), desc=f"{self.annotator.name}: {desc}"):
+            chunk.append(self.annotator.plan(document))
+            if len(chunk) >= _DOCS_PER_CHUNK:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def _lookup(self, chunk: list[DocumentPlan], cache: RequestCache) -> tuple[list[PreparedRequest], set[str]]:
+        """``(misses, hits)``: requests of ``chunk`` to send, and keys found in the cache.
+
+        A request met earlier in this run (the same prompt twice) is neither sent nor counted again.
+        """
+        requests = [r for plan in chunk for r in plan.requests()]
+        self.report.requests["planned"] += len(requests)
+        fresh = {r.key: r for r in requests if r.key not in self.scheduled}
+        hits = cache.contains_many(fresh)
+        self.report.requests["cache_hits"] += len(hits)
+        self.report.requests["unique"] += len(fresh)
+        self.scheduled.update(fresh)
+        return [r for key, r in fresh.items() if key not in hits], hits
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def _committed(self, keys: list[str]) -> None:
+        """Called once results are committed to the cache: from now on they count as done."""
+        self.done += len(keys)
+        self.sent_keys.update(keys)
+        self.report.requests["succeeded"] += len(keys)
+
+    def _send_local(self) -> None:
+        """Run what is not cached through the local model, committing batch by batch.
+
+        Windows and batches are formed from every request of the run, cached or not, in input order,
+        so a run resumed after a kill forms the same batches and skips exactly the committed ones.
+        """
+        backend = self.annotator.backend
+        cache = RequestCache(self.cache_file)
+        window_size = self.params.batch_size * 8
+        window: list[PreparedRequest] = []
+        try:
+            for chunk in self._plans("annotate", count=True):
+                requests = [r for plan in chunk for r in plan.requests()]
+                self.report.requests["planned"] += len(requests)
+                for request in requests:
+                    if request.key not in self.scheduled:
+                        self.scheduled.add(request.key)
+                        window.append(request)
+                while len(window) >= window_size:
+                    self._run_local_window(backend, window[:window_size], cache)
+                    window = window[window_size:]
+            self._run_local_window(backend, window, cache)
+        finally:
+            cache.close()
+        self.report.latencies.extend(backend.latencies)
+
+    def _run_local_window(self, backend: Any, window: list[PreparedRequest], cache: RequestCache) -> None:
+        hits = cache.contains_many(r.key for r in window)
+        self.report.requests["unique"] += len(window)
+        self.report.requests["cache_hits"] += len(hits)
+        for batch in backend.batches(window):
+            if all(r.key in hits for r in batch):
+                continue
+            results = backend.run_batch(batch)
+            fresh = [
+                (r.key, orjson.dumps(result)) for r, result in zip(batch, results, strict=True) if r.key not in hits
+            ]
+            cache.put_many(fresh)
+            self.report.requests["sent"] += len(fresh)
+            self._committed([key for key, _ in fresh])
+
+    async def _send_openai(self) -> None:
+        from mlfilter.annotation.backends.openai_client import OpenAIClient, RequestFailed
+
+        backend = self.annotator.backend
+        p = self.params
+        client = OpenAIClient(
+            base_urls_from_env(p, self.env, self.annotator.name),
+            self.env.get(p.api_key_env) or None,
+            concurrency=p.concurrency,
+            timeout_s=p.timeout_s,
+            max_retries=p.max_retries,
+            backoff_initial_s=p.backoff_initial_s,
+            backoff_max_s=p.backoff_max_s,
+        )
+        log.info(
+            "annotator %s: %d endpoint(s), concurrency %d",
+            self.annotator.name,
+            len(client.pool.endpoints),
+            p.concurrency,
+        )
+        queue: asyncio.Queue[PreparedRequest | None] = asyncio.Queue(maxsize=2 * p.concurrency)
+        reader = RequestCache(self.cache_file)
+        committer = BatchedCommitter(self.cache_file, self._committed)
+
+        async def produce() -> None:
+            for chunk in self._plans("annotate", count=True):
+                for request in self._lookup(chunk, reader)[0]:
+                    await queue.put(request)
+            for _ in range(p.concurrency):
+                await queue.put(None)
+
+        async def work() -> None:
+            while (request := await queue.get()) is not None:
+                self.report.requests["sent"] += 1
+                try:
+                    result = await client.post(backend.path, request.payload, backend.read)
+                except RequestFailed as exc:
+                    self.failures[request.key] = exc.kind
+                else:
+                    committer.add(request.key, orjson.dumps(result))
+
+        async with client:
+            commit_task = asyncio.create_task(committer.run())
+            watch_task = asyncio.create_task(self._log_progress(client))
+            tasks = [asyncio.create_task(produce()), *(asyncio.create_task(work()) for _ in range(p.concurrency))]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    if task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+            finally:
+                for task in [*tasks, watch_task]:
+                    task.cancel()
+                await asyncio.gather(*tasks, watch_task, return_exceptions=True)
+                committer.close()
+                await commit_task
+                committer.shutdown()
+                reader.close()
+        self.report.retries.update(client.stats.retries)
+        self.report.failures.update(client.stats.failures)
+        self.report.latencies.extend(client.stats.latencies)
+
+    async def _log_progress(self, client: Any) -> None:
+        started = time.perf_counter()
+        while True:
+            await asyncio.sleep(_PROGRESS_LOG_S)
+            elapsed = time.perf_counter() - started
+            log.info(
+                "annotator %s: %d requests done (%.1f/s), %d failed, %d retries",
+                self.annotator.name,
+                self.done,
+                self.done / elapsed,
+                len(self.failures),
+                sum(client.stats.retries.values()),
+            )
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def _record(self, plan: DocumentPlan, results: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+        logprobs = self.params.score_mode == "logprobs"
+        record: dict[str, Any] = {
+            "id": plan.doc_id,
+            "annotator": self.annotator.name,
+            "model": self.params.model,
+            "prompt": {},
+            "scores": {},
+            "status": {},
+            "replies": {},
+        }
+        if logprobs:
+            record["distribution"] = {}
+            record["label_mass"] = {}
+        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        setups = {s.task.name: s for s in self.annotator.setups}
+        for task_plan in plan.tasks:
+            setup = setups[task_plan.task]
+            scores, statuses, replies, distributions, masses = [], [], [], [], []
+            for request in task_plan.requests:
+                result = results.get(request.key)
+                score: float | None = None
+                distribution = mass = reply = None
+                if result is None:
+                    kind = self.failures.get(request.key)
+                    if kind is None:
+                        raise MlfilterError(f"request {request.key} of document {plan.doc_id!r} has no result")
+                    status = request_failed(kind)
+                else:
+                    reply = result["text"]
+                    usage["prompt_tokens"] += result["prompt_tokens"]
+                    usage["completion_tokens"] += result["completion_tokens"]
+                    if request.key in self.sent_keys:
+                        self.report.tokens["sent_prompt"] += result["prompt_tokens"]
+                        self.report.tokens["sent_completion"] += result["completion_tokens"]
+                    if logprobs:
+                        read = logprob_score((tuple(t) for t in result["top_logprobs"] or ()), setup.prompt.labels)
+                        if read is None:
+                            status = PARSE_ERROR
+                        else:
+                            score, distribution, mass, status = (
+                                read.expected,
+                                list(read.distribution),
+                                read.label_mass,
+                                OK,
+                            )
+                    else:
+                        score, status = setup.parser.parse(task_plan.prefix + reply)
+                scores.append(score)
+                statuses.append(status)
+                replies.append(reply)
+                distributions.append(distribution)
+                masses.append(mass)
+            task = task_plan.task
+            record["prompt"][task] = {
+                "name": setup.prompt.name,
+                "sha256": setup.prompt.sha256,
+                "language": task_plan.language,
+            }
+            record["scores"][task] = scores
+            record["status"][task] = statuses
+            record["replies"][task] = replies
+            if logprobs:
+                record["distribution"][task] = distributions
+                record["label_mass"][task] = masses
+        record["usage"] = usage
+        record["truncated"] = {t.task: t.truncated for t in plan.tasks}
+        return record
+
+    def _assemble(self, output: Path) -> None:
+        reader = RequestCache(self.cache_file)
+        try:
+            with replaced_folder(output) as folder:
+                writer = ShardedWriter(folder, records_per_shard=self.params.records_per_shard)
+                with writer:
+                    for chunk in self._plans("write", count=False):
+                        results = reader.get_many({r.key for plan in chunk for r in plan.requests()})
+                        for plan in chunk:
+                            record = self._record(plan, results)
+                            self.report.add_record(record)
+                            writer.write(record)
+        finally:
+            reader.close()
+
+    # -- entry points ----------------------------------------------------------------------------
+
+    def _import(self, output: Path) -> None:
+        """Convert original-format annotations of the input documents (``backend: import``)."""
+        if len(self.annotator.setups) != 1:
+            raise ParamsError(
+                f"annotate.annotators.{self.annotator.name}.tasks: an import holds one task; name it in `tasks`"
+            )
+        setup = self.annotator.setups[0]
+        mapper = LabelMapper(setup.prompt.labels)
+        imported: dict[str, OriginalAnnotation] = {}
+        skipped: Counter[str] = Counter()
+        for _, annotation in read_original_annotations(
+            self.params.import_paths, on_error=self.on_error, skipped=skipped
+        ):
+            if annotation.document_id in imported:
+                skipped["duplicate_import"] += 1
+            imported[annotation.document_id] = annotation
+        matched = 0
+        with (
+            replaced_folder(output) as folder,
+            ShardedWriter(folder, records_per_shard=self.params.records_per_shard) as writer,
+        ):
+            for document in progress(self._documents(count=False), desc=f"{self.annotator.name}: import"):
+                annotation = imported.get(document.id)
+                if annotation is None:
+                    self.report.documents.drop("not_in_import")
+                    continue
+                matched += 1
+                self.report.documents.keep()
+                record = to_record(annotation, self.annotator.name, setup.task.name, mapper)
+                self.report.add_record(record)
+                writer.write(record)
+        self.report.imported = {"records": len(imported), "matched": matched, "skipped": dict(sorted(skipped.items()))}
+
+    def run(self, output: str | os.PathLike[str]) -> dict[str, Any]:
+        """Annotate every document, write ``output`` (sharded JSONL) and return the report."""
+        stopwatch = Stopwatch()
+        if self.params.backend == "import":
+            self._import(Path(output))
+            return self.report.as_dict(stopwatch.seconds)
+        if self.params.backend == "local":
+            self._send_local()
+        else:
+            asyncio.run(self._send_openai())
+        self._assemble(Path(output))
+        self.report.documents.check_balance()
+        return self.report.as_dict(stopwatch.seconds)
+
+    def dry_run(self) -> dict[str, Any]:
+        """What a run would do: requests and prompt tokens to send, cache hits, estimated output tokens."""
+        cache = RequestCache(self.cache_file)
+        backend = self.annotator.backend
+        to_send: list[PreparedRequest] = []
+        hit_keys: list[str] = []
+        try:
+            for chunk in self._plans("plan", count=True):
+                misses, hits = self._lookup(chunk, cache)
+                to_send.extend(misses)
+                hit_keys.extend(sorted(hits))
+            cached = cache.get_many(hit_keys[:10_000])
+        finally:
+            cache.close()
+        prompt_tokens, method = self._prompt_tokens(backend, to_send)
+        if self.params.score_mode == "logprobs":
+            per_request, basis = 1.0, "one token per request (logprobs mode)"
+        elif cached:
+            per_request = sum(r["completion_tokens"] for r in cached.values()) / len(cached)
+            basis = f"mean completion tokens of {len(cached)} cached results"
+        else:
+            per_request, basis = float(self.params.sampling.max_new_tokens), "max_new_tokens (upper bound)"
+        return {
+            "annotator": self.annotator.name,
+            "backend": self.params.backend,
+            "model": self.params.model,
+            "documents": self.report.documents.as_dict(),
+            "requests": self.report.requests["planned"],
+            "unique_requests": self.report.requests["unique"],
+            "cache_hits": self.report.requests["cache_hits"],
+            "to_send": len(to_send),
+            "prompt_tokens_to_send": prompt_tokens,
+            "prompt_tokens_method": method,
+            "estimated_output_tokens": round(per_request * len(to_send)),
+            "output_tokens_basis": basis,
+        }
+
+    def _prompt_tokens(self, backend: Any, requests: Sequence[PreparedRequest]) -> tuple[int, str]:
+        if self.params.backend == "local":
+            return sum(backend.count_tokens(r.payload.text) for r in requests), "tokenizer"
+        tokenizer = backend.tokenizer
+        if tokenizer is None:
+            chars = sum(r.prompt_chars for r in requests)
+            return round(chars / self.params.chars_per_token), f"estimate: characters / {self.params.chars_per_token}"
+        total = 0
+        for request in requests:
+            body = orjson.loads(request.payload)
+            text = body.get("prompt") or "\n".join(m["content"] for m in body["messages"])
+            total += len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return total, "tokenizer"
+
+
+@contextlib.contextmanager
+def replaced_folder(path: Path) -> Iterator[Path]:
+    """Yield a hidden temporary folder to fill; on success it takes the place of ``path``.
+
+    Leftovers of killed runs (``.<name>.tmp-<pid>``, ``.<name>.old-<pid>``) are removed first.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in [*path.parent.glob(f".{path.name}.tmp-*"), *path.parent.glob(f".{path.name}.old-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_env_file(path: str | os.PathLike[str] | None) -> None:
+    """Read ``KEY=value`` lines of an untracked ``.env`` into the environment (set variables win)."""
+    if path and Path(path).is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(path, override=False)
+
+
+def check_failures(report: Mapping[str, Any], max_failed_fraction: float) -> None:
+    """Raise when more requests failed for good than the annotator allows (output and report stay)."""
+    requests = report["requests"]
+    failed, unique = requests["failed"], requests["unique"]
+    if unique and failed / unique > max_failed_fraction:
+        kinds = ", ".join(f"{kind}: {n}" for kind, n in requests["failures"].items())
+        raise MlfilterError(
+            f"annotator {report['annotator']!r}: {failed} of {unique} requests failed ({kinds}), more than "
+            f"max_failed_fraction {max_failed_fraction}; the output marks them request_failed. Rerun to retry "
+            "just those: finished requests come from the cache"
+        )
+
+
+def annotate(
+    name: str,
+    params: AnnotatorParams,
+    tasks: Sequence[TaskParams],
+    inputs: Sequence[str],
+    output: str | os.PathLike[str],
+    report_path: str | os.PathLike[str],
+    *,
+    cache: str | None = None,
+    env_file: str | None = ".env",
+    fields: Mapping[str, str] | None = None,
+    on_error: OnError = "raise",
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Run one annotator: write its records and report, or with ``dry_run`` only return what it would send."""
+    load_env_file(env_file)
+    annotator = Annotator(name, params, tasks, with_model=not dry_run)
+    run = AnnotationRun(annotator, inputs, cache_path(cache), fields=fields, on_error=on_error)
+    if dry_run:
+        return run.dry_run()
+    report = run.run(output)
+    write_report(report_path, report)
+    log.info(
+        "annotator %s: %d documents, %d requests sent, %d cache hits, %d failed, %.2f docs/s",
+        name,
+        report["documents"]["kept"],
+        report["requests"]["sent"],
+        report["requests"]["cache_hits"],
+        report["requests"]["failed"],
+        report["throughput"]["docs_per_s"],
+    )
+    check_failures(report, params.max_failed_fraction)
+    return report

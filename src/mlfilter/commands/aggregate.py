@@ -1,0 +1,72 @@
+"""``mlfilter aggregate``: one label per document and task from the scores of every annotator."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+
+from mlfilter.labels.build import build_labels
+from mlfilter.labels.params import AggregateParams
+from mlfilter.params import DEFAULT_PARAMS_FILE, load_section, load_tasks
+from mlfilter.reports import write_report
+
+log = logging.getLogger("mlfilter.aggregate")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``mlfilter aggregate`` (and of ``stages/aggregate.py``)."""
+    parser.add_argument(
+        "--annotations",
+        nargs="+",
+        default=["data/annotations"],
+        help="annotation files, folders or globs, ours or the original tool's format (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sample", nargs="+", default=["data/sample"], help="the documents annotated (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--gold",
+        nargs="*",
+        default=[],
+        help="reference annotations to carry to evaluate; a folder without record files means none",
+    )
+    parser.add_argument("--labels", default="data/labels/labels.jsonl", help="labels out (default: %(default)s)")
+    parser.add_argument(
+        "--gold-labels", default="data/labels/gold.jsonl", help="gold labels out (default: %(default)s)"
+    )
+    parser.add_argument("--report", default="reports/aggregate.json", help="metrics JSON (default: %(default)s)")
+    parser.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="params file (default: %(default)s)")
+    parser.add_argument(
+        "--method",
+        choices=["mean", "median", "majority", "min", "max", "dawid_skene"],
+        help="use this method instead of aggregate.method",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Aggregate, write labels, gold labels and the report."""
+    params: AggregateParams = load_section("aggregate", args.params)
+    if args.method:
+        params = dataclasses.replace(params, method=args.method)
+    report = build_labels(
+        annotations=args.annotations,
+        sample=args.sample,
+        gold=args.gold,
+        labels_path=args.labels,
+        gold_path=args.gold_labels,
+        tasks=load_tasks(args.params),
+        params=params,
+    )
+    write_report(args.report, report)
+    documents = report["documents"]
+    log.info(
+        "%d of %d documents labelled with %s (%s dropped: %s), %.1f docs/s",
+        documents["kept"],
+        documents["seen"],
+        params.method,
+        documents["seen"] - documents["kept"],
+        documents["dropped"],
+        report["docs_per_second"],
+    )
+    return 0

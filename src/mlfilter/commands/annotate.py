@@ -1,0 +1,45 @@
+"""``mlfilter annotate``: run one annotator of params.yaml outside ``dvc repro`` (same code as the stage)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mlfilter.logs import setup_logging
+from mlfilter.params import DEFAULT_PARAMS_FILE, load_section, load_tasks
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``mlfilter annotate``."""
+    parser.add_argument("--annotator", required=True, help="name under annotate.annotators in params.yaml")
+    parser.add_argument("--input", nargs="+", default=["data/sample"], help="documents (default: %(default)s)")
+    parser.add_argument("--output", help="annotation folder (default: data/annotations/<annotator>)")
+    parser.add_argument("--report", help="metrics JSON (default: reports/annotate/<annotator>.json)")
+    parser.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="params file (default: %(default)s)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the requests and prompt tokens that would be sent, the cache hits and the estimated "
+        "output tokens; send and write nothing",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Annotate (or plan, with --dry-run) and print a summary."""
+    from mlfilter.annotation.runner import annotate
+
+    setup_logging(f"annotate.{args.annotator}")
+    section = load_section("annotate", args.params)
+    result = annotate(
+        args.annotator,
+        section.annotator(args.annotator),
+        load_tasks(args.params),
+        args.input,
+        args.output or f"data/annotations/{args.annotator}",
+        args.report or f"reports/annotate/{args.annotator}.json",
+        cache=section.cache,
+        env_file=section.env_file,
+        dry_run=args.dry_run,
+    )
+    print(json.dumps(result, indent=2))
+    return 0

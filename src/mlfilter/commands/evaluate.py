@@ -1,0 +1,55 @@
+"""``mlfilter evaluate``: agreement among annotators, gold metrics and the classifier on the test split."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from mlfilter.evaluation.options import prompt_task_names
+from mlfilter.evaluation.params import EvaluateParams
+from mlfilter.evaluation.run import EvaluateInputs, run_evaluate
+from mlfilter.params import DEFAULT_PARAMS_FILE, load_section, load_tasks
+
+log = logging.getLogger("mlfilter.evaluate")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``mlfilter evaluate`` (and of ``stages/evaluate.py``)."""
+    parser.add_argument(
+        "--annotations", default="data/annotations", help="every annotator's annotations (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--documents", default="data/sample", help="documents with their language (default: %(default)s)"
+    )
+    parser.add_argument("--test", default="data/splits/test.jsonl", help="labelled test split (default: %(default)s)")
+    parser.add_argument("--model", default="models/annotator/final", help="trained model (default: %(default)s)")
+    parser.add_argument(
+        "--gold", default="data/labels/gold.jsonl", help="gold labels; an empty file means none (default: %(default)s)"
+    )
+    parser.add_argument("--output", default="reports/evaluate", help="reports and plots (default: %(default)s)")
+    parser.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="params file (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and write ``metrics.json``, ``report.json``, PNGs and DVC plot data."""
+    params: EvaluateParams = load_section("evaluate", args.params)
+    headline = run_evaluate(
+        EvaluateInputs(
+            annotations=args.annotations, test=args.test, model=args.model, documents=args.documents, gold=args.gold
+        ),
+        args.output,
+        load_tasks(args.params),
+        params,
+        seed=load_section("seed", args.params),
+        task_names=prompt_task_names(args.params),
+    )
+    for task, metrics in headline.get("classifier", {}).items():
+        log.info(
+            "%s: classifier MAE %.3f, macro-F1 %.3f, F1@threshold %s, label-ceiling ratio %s",
+            task,
+            metrics["mae"],
+            metrics["macro_f1"],
+            metrics["f1_at_threshold"],
+            metrics["label_ceiling_ratio"],
+        )
+    return 0

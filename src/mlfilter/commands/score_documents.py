@@ -1,0 +1,103 @@
+"""``mlfilter score_documents --config_file_path cfg.yaml``: the original tool's command, on our engine.
+
+Scores JSONL documents with one annotator outside DVC: same backends, request cache and report as
+the annotate stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mlfilter.annotation.params import AnnotatorParams
+from mlfilter.logs import setup_logging
+from mlfilter.params import ParamsError, TaskParams, convert, read_params_file
+
+EXAMPLE = """\
+config file (YAML):
+  input: [data/raw/*.jsonl]          # document files, folders or globs (.jsonl, .jsonl.gz/.zst, .parquet)
+  output: out/annotations            # folder for part-*.jsonl.zst annotation records
+  report: out/annotations.report.json  # optional; default: <output>.report.json
+  name: llama70b                     # annotator name written into every record
+  cache: .mlfilter/cache/requests.sqlite  # optional; $MLFILTER_CACHE overrides
+  env_file: .env                     # optional file with OPENAI_BASE_URL / OPENAI_API_KEY
+  fields: {id: document_id}          # optional: record keys of id, text, language, url
+  on_error: raise                    # raise | skip (count) malformed input lines
+  tasks:                             # what params.yaml `tasks` holds
+    - {name: educational, prompt: prompts/educational_v1.yaml, num_targets: 6, threshold: 3}
+  annotator:                         # what an entry of params.yaml `annotate.annotators` holds
+    backend: openai                  # openai | local | import
+    model: meta-llama/Llama-3.3-70B-Instruct
+    score_mode: generate             # generate | logprobs
+    n: 3
+    sampling: {temperature: 0.7, top_p: 0.9, max_new_tokens: 512, seed: 1}
+    concurrency: 256
+    max_document_tokens: 3000
+    tokenizer: meta-llama/Llama-3.3-70B-Instruct   # or a local folder; else characters
+    base_url_env: OPENAI_BASE_URL    # env var with the server base URL(s), comma-separated
+    api_key_env: OPENAI_API_KEY      # env var with the API key (never put keys in the file)
+
+Paths are relative to the working directory. Endpoint URLs and API keys come only from the
+environment (or env_file), never from the config."""
+
+
+@dataclass(frozen=True)
+class ScoreDocumentsConfig:
+    """The ``score_documents`` config: an annotator entry plus the tasks and input/output paths."""
+
+    input: tuple[str, ...]
+    output: str
+    tasks: tuple[TaskParams, ...]
+    annotator: AnnotatorParams
+    report: str = ""
+    name: str = "score_documents"
+    cache: str = ""
+    env_file: str = ".env"
+    fields: dict[str, str] = field(default_factory=dict)
+    on_error: Literal["raise", "skip"] = "raise"
+
+
+def load_config(path: str) -> ScoreDocumentsConfig:
+    """Read and validate a ``score_documents`` config; errors name the file and the key."""
+    try:
+        return convert(read_params_file(path), ScoreDocumentsConfig, "")
+    except ParamsError as exc:
+        raise ParamsError(f"{path}: {exc}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``mlfilter score_documents``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EXAMPLE
+    parser.add_argument("--config_file_path", required=True, help="YAML config (see below)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the requests and prompt tokens that would be sent, the cache hits and the estimated "
+        "output tokens; send and write nothing",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score the documents and print the report (or the dry-run summary)."""
+    from mlfilter.annotation.runner import annotate
+
+    config = load_config(args.config_file_path)
+    setup_logging(f"score_documents.{config.name}")
+    result = annotate(
+        config.name,
+        config.annotator,
+        config.tasks,
+        config.input,
+        config.output,
+        config.report or f"{config.output.rstrip('/')}.report.json",
+        cache=config.cache or None,
+        env_file=config.env_file,
+        fields=config.fields or None,
+        on_error=config.on_error,
+        dry_run=args.dry_run,
+    )
+    print(json.dumps(result, indent=2))
+    return 0

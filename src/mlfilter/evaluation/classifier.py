@@ -1,0 +1,205 @@
+"""The trained classifier on the test split, against the split's (aggregated) labels.
+
+Predictions are the model's continuous scores clipped into ``0 .. num_targets - 1``; label metrics
+round them to the nearest label (see :mod:`mlfilter.evaluation.gold`). The **label-ceiling ratio**
+puts the classifier's agreement with the labels next to the annotators' agreement with each other:
+
+    ratio = κ_q(classifier, labels) / mean over annotator pairs of κ_q(annotator, annotator)
+
+with κ_q the quadratic-weighted Cohen's κ; the same ratio is reported for Spearman ρ. Numerator and
+denominator are reported beside each ratio. The labels aggregate several annotators, so they are
+less noisy than any one annotator and a ratio above 1 is possible.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlfilter.documents import document_from_record
+from mlfilter.errors import MlfilterError
+from mlfilter.evaluation.gold import compare_scores
+from mlfilter.evaluation.ratings import UNKNOWN_LANGUAGE, LabelSpace
+from mlfilter.labels.annotations import TaskResolver, parse_scores_record, valid_score
+from mlfilter.params import TaskParams
+from mlfilter.records import expand_inputs, iter_records
+
+log = logging.getLogger(__name__)
+
+#: Per-language classifier metrics kept in the report (the full set is reported per task).
+LANGUAGE_METRICS = ("documents", "accuracy", "mae", "spearman", "macro_f1", "cohen_kappa_quadratic")
+#: Statistics the label-ceiling ratio is computed for; the first is the headline.
+CEILING_STATISTICS = ("cohen_kappa_quadratic", "spearman")
+
+
+@dataclass
+class LabelledSplit:
+    """A split's documents and labels: ``labels[document, task]`` with NaN where a label is missing."""
+
+    ids: list[str]
+    texts: list[str]
+    languages: np.ndarray
+    labels: np.ndarray
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+
+
+def load_split(path: str, tasks: Sequence[TaskParams]) -> LabelledSplit:
+    """Read a label-format split (``id``, ``text``, ``language``, ``scores`` in task order).
+
+    A malformed record raises an error naming file, line and field. Null labels count as
+    ``label_missing`` and labels outside the task's range as ``label_out_of_range``; both leave the
+    document out of that task's metrics.
+    """
+    resolver = TaskResolver(tasks)
+    ids: list[str] = []
+    texts: list[str] = []
+    languages: list[str] = []
+    rows: list[list[float]] = []
+    counts = {task.name: Counter() for task in tasks}
+    for file in expand_inputs([path]):
+        for location, record in iter_records(file):
+            document = document_from_record(record, location)
+            parsed = parse_scores_record(record, location, resolver, gold=True)
+            row = []
+            for position, task in enumerate(tasks):
+                value = (parsed.scores.get(position) or [None])[0]
+                problem = valid_score(value, task.num_targets)
+                counts[task.name]["labelled" if problem is None else _LABEL_PROBLEMS[problem]] += 1
+                row.append(np.nan if problem else float(value))  # type: ignore[arg-type]
+            ids.append(document.id)
+            texts.append(document.text)
+            languages.append(document.language or UNKNOWN_LANGUAGE)
+            rows.append(row)
+    labels = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(tasks))
+    return LabelledSplit(ids, texts, np.asarray(languages, dtype=object), labels, counts)
+
+
+_LABEL_PROBLEMS = {"null_score": "label_missing", "out_of_range_score": "label_out_of_range"}
+
+
+def predict_scores(
+    model_dir: str,
+    texts: Sequence[str],
+    *,
+    max_length: int = 512,
+    long_documents: str = "truncate",
+    device: str = "auto",
+    dtype: str = "auto",
+) -> tuple[np.ndarray, list[str]]:
+    """Score texts with a saved :class:`~mlfilter.modeling.AnnotatorModel`: ``(scores[doc, task], task names)``.
+
+    Runs through the filter stage's scoring engine (:func:`mlfilter.filtering.engine.score_texts`), so
+    the test split is scored exactly as the filter will score the corpus: same tokenization, long-text
+    handling, length-sorted batches under ``torch.inference_mode()`` and precision.
+    """
+    from mlfilter.filtering.engine import load_model, score_texts
+
+    model, tokenizer = load_model(model_dir, device, dtype)
+    scores = score_texts(model, tokenizer, texts, max_length=max_length, long_documents=long_documents)
+    return np.asarray(scores, dtype=np.float64), list(model.config.task_names)
+
+
+def task_columns(model_tasks: Sequence[str], tasks: Sequence[TaskParams]) -> list[int]:
+    """The model's output column of each task in ``tasks``; a task without a head is an error."""
+    missing = [task.name for task in tasks if task.name not in model_tasks]
+    if missing:
+        raise MlfilterError(
+            f"the trained model has no head for task(s) {', '.join(missing)}; its heads: {', '.join(model_tasks)}"
+        )
+    return [list(model_tasks).index(task.name) for task in tasks]
+
+
+def threshold_sweep(labels: np.ndarray, scores: np.ndarray, label_threshold: float, step: float, top: float) -> list:
+    """Precision, recall and F1 of "score ≥ cut" against "label ≥ threshold" for cuts 0, step … top."""
+    positive = labels >= label_threshold
+    rows = []
+    for cut in np.round(np.arange(0.0, top + step / 2, step), 10):
+        predicted = scores >= cut
+        tp = int((predicted & positive).sum())
+        fp = int((predicted & ~positive).sum())
+        fn = int((~predicted & positive).sum())
+        precision = tp / (tp + fp) if tp + fp else None
+        recall = tp / (tp + fn) if tp + fn else None
+        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
+        rows.append(
+            {
+                "threshold": float(cut),
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+                "kept_fraction": float(predicted.mean()) if len(predicted) else None,
+            }
+        )
+    return rows
+
+
+def label_ceiling(classifier: Mapping[str, Any], annotators: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Classifier–label agreement divided by the mean annotator–annotator agreement, per statistic."""
+    result: dict[str, Any] = {"definition": "classifier_vs_labels / mean_annotator_pair"}
+    for name in CEILING_STATISTICS:
+        numerator = classifier.get(name)
+        denominator = annotators.get(name) if annotators else None
+        entry: dict[str, Any] = {"classifier_vs_labels": numerator, "mean_annotator_pair": denominator, "ratio": None}
+        if numerator is None:
+            entry["undefined"] = "the classifier–label statistic is undefined"
+        elif denominator is None:
+            entry["undefined"] = "no annotator–annotator agreement (fewer than two annotators, or undefined)"
+        elif denominator <= 0:
+            entry["undefined"] = "the annotators agree no better than chance (mean ≤ 0), so the ratio has no meaning"
+        else:
+            entry["ratio"] = numerator / denominator
+        result[name] = entry
+    return result
+
+
+def classifier_report(
+    split: LabelledSplit,
+    predictions: np.ndarray,
+    tasks: Sequence[TaskParams],
+    *,
+    annotator_agreement: Mapping[str, Mapping[str, Any] | None],
+    sweep_step: float,
+    min_language_documents: int,
+) -> dict[str, Any]:
+    """Per task: the classifier's metrics against the labels, per language, the threshold sweep and the ceiling.
+
+    ``predictions[doc, task]`` follows ``tasks``; ``annotator_agreement[task]`` is the agreement
+    summary of the annotators (for the label-ceiling ratio) or None.
+    """
+    report: dict[str, Any] = {}
+    for position, task in enumerate(tasks):
+        space = LabelSpace.of(task)
+        labels = split.labels[:, position]
+        scores = np.clip(predictions[:, position], 0, task.num_targets - 1)
+        metrics = compare_scores(labels, scores, space)
+        labelled = ~np.isnan(labels)
+        metrics["labels"] = dict(sorted(split.counts[task.name].items()))
+        metrics["threshold"] = task.threshold
+        metrics["threshold_sweep"] = threshold_sweep(
+            labels[labelled], scores[labelled], task.threshold, sweep_step, task.num_targets - 1
+        )
+        metrics["label_ceiling"] = label_ceiling(metrics, annotator_agreement.get(task.name))
+        metrics["per_language"] = _per_language(split.languages, labels, scores, space, min_language_documents)
+        report[task.name] = metrics
+    return report
+
+
+def _per_language(
+    languages: np.ndarray, labels: np.ndarray, scores: np.ndarray, space: LabelSpace, min_documents: int
+) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for language in sorted(set(languages)):
+        mask = (languages == language) & ~np.isnan(labels)
+        if mask.sum() < min_documents:
+            result[language] = {"documents": int(mask.sum()), "skipped": f"fewer than {min_documents} documents"}
+            continue
+        metrics = compare_scores(labels[mask], scores[mask], space)
+        result[language] = {key: metrics.get(key) for key in LANGUAGE_METRICS}
+        if "undefined" in metrics:
+            result[language]["undefined"] = metrics["undefined"]
+    return result

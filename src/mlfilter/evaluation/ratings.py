@@ -1,0 +1,380 @@
+"""Several raters' scores per document and task, read from annotation files of any supported format.
+
+Records are parsed by :func:`mlfilter.labels.annotations.parse_scores_record`, so the same files
+the aggregate stage reads work here: our annotation format (``id``, ``annotator``, ``scores`` per
+task), the original tool's (``document_id``, ``scores`` per generation, ``meta_information`` with
+``model_name`` and ``prompt_name``) and the label format (``id``, ``scores`` in task order).
+
+A **rater** is one annotator (the record's ``annotator`` / ``meta_information.model_name``, else the
+name of the input file or folder). With an ``aggregation`` each rater's generations for a document
+become one score; without one every generation is a rater of its own (``name[0]``, ``name[1]`` …,
+as the original tool compares the generations of a single file). When the same annotator name
+occurs in two inputs (one file per model or prompt variant), raters are named ``name@input``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlfilter.errors import MlfilterError
+from mlfilter.evaluation.params import Aggregation
+from mlfilter.labels.aggregation import aggregate_task, round_half_up
+from mlfilter.labels.annotations import TaskResolver, parse_scores_record, valid_score
+from mlfilter.logs import progress
+from mlfilter.params import TaskParams
+from mlfilter.records import OnError, RecordFormatError, RecordLocation, expand_inputs, iter_records
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_LANGUAGE = "unknown"
+_RECORD_SUFFIX = re.compile(r"(\.(jsonl|json|ndjson|parquet))?(\.(gz|zst))?$")
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """The labels of a task, ``0 .. num_targets - 1``, and its positive cut for binary metrics."""
+
+    num_targets: int
+    threshold: float | None = None
+
+    @classmethod
+    def of(cls, task: TaskParams) -> LabelSpace:
+        """The label space of a task from ``params.yaml``."""
+        return cls(task.num_targets, task.threshold)
+
+    @property
+    def classes(self) -> np.ndarray:
+        """The labels as integers."""
+        return np.arange(self.num_targets)
+
+    def to_classes(self, values: np.ndarray) -> np.ndarray:
+        """Scores rounded to the nearest label (halves up) and clipped into the space; NaN stays NaN."""
+        return np.clip(round_half_up(values), 0, self.num_targets - 1)
+
+    def thresholds(self) -> list[float]:
+        """Every cut between two labels (``1 .. num_targets - 1``) plus the task's threshold."""
+        cuts = {float(t) for t in range(1, self.num_targets)}
+        if self.threshold is not None:
+            cuts.add(float(self.threshold))
+        return sorted(cuts)
+
+
+def threshold_key(threshold: float) -> str:
+    """``3.0`` → ``"3"``, ``2.5`` → ``"2.5"``: how thresholds are named in reports."""
+    return f"{threshold:g}"
+
+
+@dataclass
+class RatingTable:
+    """One task's scores: ``values[document, rater]`` with NaN where the rater gave no valid score."""
+
+    task: str
+    space: LabelSpace
+    raters: list[str]
+    doc_ids: list[str]
+    values: np.ndarray
+    languages: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.values.shape != (len(self.doc_ids), len(self.raters)):
+            raise ValueError(f"values shape {self.values.shape} ≠ ({len(self.doc_ids)}, {len(self.raters)})")
+
+    def classes(self) -> np.ndarray:
+        """The scores rounded to labels (NaN where missing)."""
+        return self.space.to_classes(self.values)
+
+    def column(self, rater: str) -> np.ndarray:
+        """One rater's scores over all documents."""
+        return self.values[:, self.raters.index(rater)]
+
+    def rows(self, mask: np.ndarray) -> RatingTable:
+        """The table restricted to some documents."""
+        return RatingTable(
+            self.task,
+            self.space,
+            list(self.raters),
+            [d for d, keep in zip(self.doc_ids, mask, strict=True) if keep],
+            self.values[mask],
+            self.languages[mask],
+        )
+
+    def select(self, raters: Sequence[str]) -> RatingTable:
+        """The table of some raters, keeping the documents at least one of them rated."""
+        columns = [self.raters.index(r) for r in raters]
+        values = self.values[:, columns]
+        keep = ~np.isnan(values).all(axis=1)
+        return RatingTable(
+            self.task,
+            self.space,
+            list(raters),
+            [d for d, k in zip(self.doc_ids, keep, strict=True) if k],
+            values[keep],
+            self.languages[keep],
+        )
+
+
+@dataclass
+class RaterCounts:
+    """Where one annotator's generations for one task went: ``valid``, ``null_score``,
+    ``out_of_range_score``; ``statuses`` breaks null scores down by the annotate stage's status."""
+
+    records: int = 0
+    scores: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+    documents_without_valid_score: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts as they appear in reports."""
+        invalid = sum(n for reason, n in self.scores.items() if reason != "valid")
+        return {
+            "records": self.records,
+            "generations": sum(self.scores.values()),
+            "valid": self.scores.get("valid", 0),
+            "invalid": invalid,
+            "invalid_by_reason": {k: v for k, v in sorted(self.scores.items()) if k != "valid"},
+            "null_by_status": dict(sorted(self.statuses.items())),
+            "documents_without_valid_score": self.documents_without_valid_score,
+        }
+
+
+@dataclass
+class Ratings:
+    """Rating tables per task, with counts of every record and score read."""
+
+    tables: dict[str, RatingTable]
+    counts: dict[str, dict[str, RaterCounts]]
+    records: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    files: list[str] = field(default_factory=list)
+
+    def counts_dict(self) -> dict[str, Any]:
+        """Record and per-annotator score counts for reports."""
+        return {
+            "files": len(self.files),
+            "records": self.records,
+            "dropped": dict(sorted(self.dropped.items())),
+            "annotators": {
+                task: {rater: c.as_dict() for rater, c in sorted(per_rater.items())}
+                for task, per_rater in self.counts.items()
+            },
+        }
+
+
+def input_label(path: str) -> str:
+    """A short name for an input: its file name without record suffixes, or its folder name."""
+    name = Path(path.rstrip("/")).name
+    return _RECORD_SUFFIX.sub("", name) or name
+
+
+@dataclass
+class _Source:
+    """The generations one annotator in one input gave for one task: doc id → scores (None = invalid)."""
+
+    scores: dict[str, list[float | None]] = field(default_factory=dict)
+    counts: RaterCounts = field(default_factory=RaterCounts)
+
+
+def load_ratings(
+    inputs: Sequence[str],
+    tasks: Sequence[TaskParams],
+    *,
+    aggregation: Aggregation | None,
+    task_names: Mapping[str, str] | None = None,
+    languages: Mapping[str, str] | None = None,
+    on_error: OnError = "raise",
+) -> Ratings:
+    """Read annotation files (files, folders or globs; one input per annotator or several in one)
+    into one :class:`RatingTable` per task.
+
+    ``task_names`` maps the original tool's prompt names to task names (with one task, every prompt
+    maps to it). ``languages`` maps document ids to languages; records' own ``language`` (or the
+    original tool's ``meta_information.prompt_lang``) is used otherwise. A malformed record raises a
+    :class:`~mlfilter.records.RecordFormatError` naming file, line and field, or with
+    ``on_error="skip"`` is counted. A second record of the same annotator for the same document and
+    task is counted as ``duplicate_annotation`` (the first one wins, as in the aggregate stage).
+    """
+    resolver = TaskResolver(tasks, task_names)
+    sources: dict[tuple[int, int, str], _Source] = {}
+    record_languages: dict[str, str] = {}
+    ratings = Ratings(tables={}, counts={})
+    skipped: Counter[str] = Counter()
+    for index, pattern in enumerate(inputs):
+        files = expand_inputs([pattern])
+        ratings.files.extend(files)
+        for path in progress(files, desc=f"annotations {input_label(pattern)}", unit="file"):
+            for location, record in iter_records(path, on_error=on_error, skipped=skipped):
+                ratings.records += 1
+                _read_record(record, location, index, pattern, resolver, sources, record_languages, ratings, on_error)
+    for reason, n in skipped.items():
+        if reason != "invalid_utf8_replaced":
+            ratings.records += n
+        ratings.dropped[reason] += n
+    names = _rater_names(sources, inputs)
+    language_of = {**record_languages, **(languages or {})}
+    for position, task in enumerate(tasks):
+        task_sources = {key: source for key, source in sources.items() if key[1] == position}
+        if task_sources:
+            ratings.counts[task.name] = {names[key]: source.counts for key, source in task_sources.items()}
+            ratings.tables[task.name] = _build_table(task, task_sources, names, aggregation, language_of)
+    return ratings
+
+
+def _read_record(
+    record: dict[str, Any],
+    location: RecordLocation,
+    index: int,
+    pattern: str,
+    resolver: TaskResolver,
+    sources: dict[tuple[int, int, str], _Source],
+    record_languages: dict[str, str],
+    ratings: Ratings,
+    on_error: OnError,
+) -> None:
+    try:
+        parsed = parse_scores_record(record, location, resolver, gold=True)
+    except RecordFormatError:
+        if on_error == "raise":
+            raise
+        ratings.dropped["invalid_record"] += 1
+        return
+    for name, n in parsed.unknown_tasks.items():
+        if ratings.dropped[f"unknown_task:{name}"] == 0:
+            log.warning("%s: task %r is not in the task list; its scores are counted and left out", location, name)
+        ratings.dropped[f"unknown_task:{name}"] += n
+    annotator = parsed.annotator or input_label(pattern)
+    language = _record_language(record)
+    if language is not None:
+        record_languages.setdefault(parsed.doc_id, language)
+    statuses = record.get("status") if isinstance(record.get("status"), dict) else {}
+    for position, scores in parsed.scores.items():
+        source = sources.setdefault((index, position, annotator), _Source())
+        if parsed.doc_id in source.scores:
+            ratings.dropped["duplicate_annotation"] += 1
+            continue
+        task = resolver.tasks[position]
+        source.counts.records += 1
+        kept: list[float | None] = []
+        task_statuses = statuses.get(task.name) if isinstance(statuses.get(task.name), list) else []
+        for generation, score in enumerate(scores):
+            problem = valid_score(score, task.num_targets)
+            source.counts.scores[problem or "valid"] += 1
+            if problem == "null_score" and generation < len(task_statuses):
+                source.counts.statuses[str(task_statuses[generation])] += 1
+            kept.append(None if problem else score)
+        source.scores[parsed.doc_id] = kept
+
+
+def _record_language(record: Mapping[str, Any]) -> str | None:
+    language = record.get("language")
+    if isinstance(language, str) and language:
+        return language
+    meta = record.get("meta_information")
+    if isinstance(meta, dict) and isinstance(meta.get("prompt_lang"), str) and meta["prompt_lang"]:
+        return meta["prompt_lang"]
+    return None
+
+
+def _rater_names(sources: Mapping[tuple[int, int, str], _Source], inputs: Sequence[str]) -> dict[tuple, str]:
+    inputs_of: dict[str, set[int]] = {}
+    for index, _, annotator in sources:
+        inputs_of.setdefault(annotator, set()).add(index)
+    labels = [input_label(p) for p in inputs]
+    unique_labels = len(set(labels)) == len(labels)
+    names = {}
+    for key in sources:
+        index, _, annotator = key
+        if len(inputs_of[annotator]) > 1:
+            names[key] = f"{annotator}@{labels[index] if unique_labels else inputs[index]}"
+        else:
+            names[key] = annotator
+    return names
+
+
+def _build_table(
+    task: TaskParams,
+    task_sources: Mapping[tuple[int, int, str], _Source],
+    names: Mapping[tuple, str],
+    aggregation: Aggregation | None,
+    language_of: Mapping[str, str],
+) -> RatingTable:
+    doc_ids = sorted({doc for source in task_sources.values() for doc in source.scores})
+    doc_index = {doc: i for i, doc in enumerate(doc_ids)}
+    columns: dict[str, np.ndarray] = {}
+    for key, source in sorted(task_sources.items(), key=lambda item: names[item[0]]):
+        name = names[key]
+        own = (
+            _generation_columns(source, doc_index) if aggregation is None else [_reduce(source, doc_index, aggregation)]
+        )
+        for generation, column in enumerate(own):
+            columns[name if len(own) == 1 else f"{name}[{generation}]"] = column
+        has_valid = np.zeros(len(doc_ids), dtype=bool)
+        for column in own:
+            has_valid |= ~np.isnan(column)
+        rated = np.zeros(len(doc_ids), dtype=bool)
+        rated[[doc_index[d] for d in source.scores]] = True
+        source.counts.documents_without_valid_score = int((rated & ~has_valid).sum())
+    values = np.column_stack(list(columns.values())) if columns else np.empty((len(doc_ids), 0))
+    languages = np.array([language_of.get(d, UNKNOWN_LANGUAGE) for d in doc_ids], dtype=object)
+    return RatingTable(task.name, LabelSpace.of(task), list(columns), doc_ids, values, languages)
+
+
+def _generation_columns(source: _Source, doc_index: Mapping[str, int]) -> list[np.ndarray]:
+    """One column per generation index: the annotator's n-th valid score of each document."""
+    generations = max((len(scores) for scores in source.scores.values()), default=0)
+    columns = [np.full(len(doc_index), np.nan) for _ in range(generations)]
+    for doc, scores in source.scores.items():
+        for generation, score in enumerate(scores):
+            if score is not None:
+                columns[generation][doc_index[doc]] = score
+    return columns
+
+
+def _reduce(source: _Source, doc_index: Mapping[str, int], aggregation: Aggregation) -> np.ndarray:
+    """One score per document from an annotator's valid generations (NaN where none is valid)."""
+    docs = [doc_index[d] for d, scores in source.scores.items() for s in scores if s is not None]
+    values = [s for scores in source.scores.values() for s in scores if s is not None]
+    n = len(doc_index)
+    if not values:
+        return np.full(n, np.nan)
+    doc = np.asarray(docs, dtype=np.int64)
+    reduced = aggregate_task(
+        doc,
+        np.zeros_like(doc),
+        np.asarray(values, dtype=np.float64),
+        np.ones(len(doc)),
+        n,
+        method=aggregation,
+        tie_break="mean",
+        rounding="none",
+    )
+    return reduced.label
+
+
+def require_raters(table: RatingTable, minimum: int = 2) -> None:
+    """Raise a clear error when a task has fewer raters than agreement needs."""
+    if len(table.raters) < minimum:
+        found = ", ".join(table.raters) or "none"
+        raise MlfilterError(
+            f"task {table.task!r}: agreement needs at least {minimum} raters, found {len(table.raters)} ({found}); "
+            "give the annotations of several annotators (one file or folder each, or one file holding several), "
+            "or leave out --aggregation to compare the generations of one annotator"
+        )
+
+
+def load_languages(inputs: Sequence[str], id_field: str = "id") -> dict[str, str]:
+    """Document id → language from document or label files (records without a language are skipped)."""
+    languages: dict[str, str] = {}
+    for path in progress(expand_inputs(inputs), desc="document languages", unit="file"):
+        for _, record in iter_records(path):
+            doc_id, language = record.get(id_field, record.get("document_id")), record.get("language")
+            if doc_id is not None and isinstance(language, str) and language:
+                languages[str(doc_id)] = language
+    return languages

@@ -1,0 +1,218 @@
+"""The evaluate stage as one call: agreement among annotators, gold metrics, the classifier on the
+test split, plots, and the reports under one output folder.
+
+Outputs in ``output_dir``: ``metrics.json`` (headline numbers for ``dvc metrics``), ``report.json``
+(everything: pairwise statistics, confidence intervals, per-language blocks, per-class metrics,
+confusion matrices, counts), ``png/`` (matplotlib figures) and ``plots/`` (DVC plot data:
+``confusion/<task>.json``, ``threshold_sweep/<task>.json``, ``score_distribution/<task>/<annotator>.csv``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlfilter.evaluation import plots
+from mlfilter.evaluation.classifier import classifier_report, load_split, predict_scores, task_columns
+from mlfilter.evaluation.gold import compare_scores, gold_column
+from mlfilter.evaluation.params import EvaluateParams
+from mlfilter.evaluation.ratings import LabelSpace, Ratings, load_languages, load_ratings
+from mlfilter.evaluation.report import headline_metrics, json_safe, reliability_report
+from mlfilter.params import TaskParams, to_plain
+from mlfilter.reports import Stopwatch, write_report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluateInputs:
+    """Where the evaluate stage reads from: annotations of every annotator, the labelled test split,
+    the trained model folder, and optionally document languages (documents or labels) and gold labels
+    (an empty gold file means none)."""
+
+    annotations: str
+    test: str
+    model: str
+    documents: str | None = None
+    gold: str | None = None
+
+
+def run_evaluate(
+    inputs: EvaluateInputs,
+    output_dir: str | Path,
+    tasks: Sequence[TaskParams],
+    params: EvaluateParams,
+    *,
+    seed: int,
+    task_names: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run every part of the evaluation and write the reports; returns the headline metrics."""
+    output = Path(output_dir)
+    watch = Stopwatch()
+    languages = load_languages([inputs.documents]) if inputs.documents else None
+    ratings = load_ratings(
+        [inputs.annotations],
+        tasks,
+        aggregation=params.aggregation,
+        task_names=task_names,
+        languages=languages,
+        on_error="skip",
+    )
+    gold = load_ratings([inputs.gold], tasks, aggregation="mean", task_names=task_names) if inputs.gold else None
+    reading_seconds = watch.seconds
+    reliability = reliability_report(
+        ratings,
+        gold=gold,
+        bootstrap_samples=params.bootstrap_samples,
+        confidence=params.confidence,
+        seed=seed,
+        min_language_documents=params.min_language_documents,
+        strict=False,
+    )
+    agreement_seconds = watch.seconds - reading_seconds
+
+    split = load_split(inputs.test, tasks)
+    inference = Stopwatch()
+    raw, model_tasks = predict_scores(
+        inputs.model,
+        split.texts,
+        max_length=params.max_length,
+        long_documents=params.long_documents,
+        device=params.device,
+        dtype=params.dtype,
+    )
+    predictions = raw[:, task_columns(model_tasks, tasks)]
+    inference_seconds = inference.seconds
+    summaries = {task: entry.get("agreement") for task, entry in reliability.items()}
+    classifier = classifier_report(
+        split,
+        predictions,
+        tasks,
+        annotator_agreement=summaries,
+        sweep_step=params.sweep_step,
+        min_language_documents=params.min_language_documents,
+    )
+    if gold is not None:
+        add_classifier_gold(classifier, gold, split.ids, predictions, tasks)
+    written = write_plots(output, ratings, reliability, split.labels, predictions, classifier, tasks)
+
+    documents = {
+        "annotated": {task: len(table.doc_ids) for task, table in ratings.tables.items()},
+        "test": len(split.ids),
+        "test_scored": len(split.ids),
+    }
+    throughput = {
+        "seconds": round(watch.seconds, 3),
+        "annotation_records_per_s": round(ratings.records / max(reading_seconds, 1e-9), 3),
+        "agreement_seconds": round(agreement_seconds, 3),
+        "inference_docs_per_s": inference.rate(len(split.ids)) if split.ids else 0.0,
+        "inference_seconds": round(inference_seconds, 3),
+    }
+    headline = headline_metrics(reliability, classifier, {"documents": documents, "throughput": throughput})
+    report = {
+        "params": to_plain(params),
+        "seed": seed,
+        "inputs": to_plain(inputs),
+        "annotations": ratings.counts_dict(),
+        "reliability": reliability,
+        "classifier": classifier,
+        "documents": documents,
+        "throughput": throughput,
+        "files": sorted(str(p.relative_to(output)) for p in written),
+    }
+    write_report(output / "report.json", json_safe(report))
+    write_report(output / "metrics.json", json_safe(headline))
+    log.info(
+        "evaluate: %d annotation records, %d test documents, reports in %s", ratings.records, len(split.ids), output
+    )
+    return headline
+
+
+def add_classifier_gold(
+    classifier: dict[str, Any], gold: Ratings, ids: Sequence[str], predictions: np.ndarray, tasks: Sequence[TaskParams]
+) -> None:
+    """Add the classifier's metrics against gold labels on the test documents that have them."""
+    for position, task in enumerate(tasks):
+        reference = gold_column(gold.tables[task.name], ids) if task.name in gold.tables else None
+        if reference is not None and not np.isnan(reference).all():
+            scores = np.clip(predictions[:, position], 0, task.num_targets - 1)
+            classifier[task.name]["gold"] = compare_scores(reference, scores, LabelSpace.of(task))
+
+
+def write_plots(
+    output: Path,
+    ratings: Ratings,
+    reliability: Mapping[str, Any],
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    classifier: Mapping[str, Any],
+    tasks: Sequence[TaskParams],
+) -> list[Path]:
+    """PNGs under ``output/png`` and DVC plot data under ``output/plots``, for every task."""
+    png, data = output / "png", output / "plots"
+    written: list[Path] = []
+    for task, table in ratings.tables.items():
+        block = reliability[task].get("agreement")
+        written += plots.plot_rating_table(table, block["pairwise"] if block else None, png)
+        for i, rater in enumerate(table.raters):
+            path = data / "score_distribution" / plots.safe_name(task) / f"{plots.safe_name(rater)}.csv"
+            written.append(plots.write_distribution_data(path, table.values[:, i], table.space.num_targets))
+        for rater, result in reliability[task].get("gold", {}).get("raters", {}).items():
+            matrix = result.get("confusion_matrix")
+            if matrix:
+                written.append(
+                    plots.plot_confusion(
+                        np.array(matrix["counts"]),
+                        matrix["labels"],
+                        png / f"{plots.safe_name(task)}_confusion_gold_vs_{plots.safe_name(rater)}.png",
+                        title=f"{task}: {rater} against gold",
+                        ylabel="gold",
+                        xlabel=rater,
+                    )
+                )
+    for position, task in enumerate(tasks):
+        result = classifier[task.name]
+        name = plots.safe_name(task.name)
+        labelled = ~np.isnan(labels[:, position])
+        space = LabelSpace.of(task)
+        label_classes = space.to_classes(labels[labelled, position])
+        predicted_classes = space.to_classes(predictions[labelled, position])
+        written.append(
+            plots.write_confusion_data(data / "confusion" / f"{name}.json", label_classes, predicted_classes)
+        )
+        written.append(plots.write_sweep_data(data / "threshold_sweep" / f"{name}.json", result["threshold_sweep"]))
+        if "confusion_matrix" in result:
+            matrix = result["confusion_matrix"]
+            written.append(
+                plots.plot_confusion(
+                    np.array(matrix["counts"]),
+                    matrix["labels"],
+                    png / f"{name}_confusion_classifier.png",
+                    title=f"{task.name}: classifier against test labels",
+                    ylabel="label",
+                    xlabel="classifier",
+                )
+            )
+        written.append(
+            plots.plot_threshold_sweep(
+                result["threshold_sweep"],
+                task.threshold,
+                f"{task.name}: classifier cut vs label ≥ {task.threshold:g}",
+                png / f"{name}_threshold_sweep.png",
+            )
+        )
+        columns = {"test labels": labels[:, position], "classifier": np.clip(predictions[:, position], 0, None)}
+        written.append(
+            plots.plot_score_distributions(
+                columns,
+                task.num_targets,
+                f"{task.name}: test labels and classifier",
+                png / f"{name}_classifier_scores.png",
+            )
+        )
+    return written

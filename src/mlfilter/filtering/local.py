@@ -1,0 +1,134 @@
+"""The ``local`` engine: shards spread over one process per GPU, or over a pool of CPU workers.
+
+With a single worker everything runs in this process. The model is loaded once per worker, and only
+when the worker first has a shard to score (filtering already-scored shards needs no model).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from mlfilter.filtering.engine import Scorer
+from mlfilter.filtering.keep_rules import KeepDecision
+from mlfilter.filtering.params import ScoringParams
+from mlfilter.filtering.shards import ShardJob, ShardOutcome, ShardSettings, apply_shard, score_shard
+
+log = logging.getLogger("mlfilter.filter")
+
+
+def plan_devices(device: str, workers: int) -> list[str]:
+    """The device of each worker: one per visible GPU (or ``workers`` spread over them), else CPU workers."""
+    gpus = torch.cuda.device_count() if device in ("auto", "cuda") else 0
+    if gpus:
+        return [f"cuda:{i % gpus}" for i in range(workers or gpus)]
+    return [device if device != "auto" else "cpu"] * (workers or 1)
+
+
+class _Worker:
+    """A worker's lazily loaded scorer (one per process)."""
+
+    def __init__(self, model_path: str, options: ScoringParams) -> None:
+        self.model_path = model_path
+        self.options = options
+        self._scorer: Scorer | None = None
+
+    @property
+    def scorer(self) -> Scorer:
+        if self._scorer is None:
+            self._scorer = Scorer.load(self.model_path, self.options)
+        return self._scorer
+
+
+_WORKER: _Worker | None = None
+
+
+def _init_worker(devices: Any, model_path: str, options: ScoringParams, threads: int) -> None:
+    global _WORKER
+    device = devices.get()
+    if device == "cpu":
+        torch.set_num_threads(threads)
+    _WORKER = _Worker(model_path, replace(options, device=device))
+
+
+def _score_in_worker(job: ShardJob, settings: ShardSettings, fingerprint: str) -> ShardOutcome:
+    assert _WORKER is not None
+    return score_shard(job, settings, fingerprint, _WORKER.scorer)
+
+
+class LocalEngine:
+    """Score and filter shards on this machine; use as a context manager."""
+
+    def __init__(self, model_path: str, options: ScoringParams, workers: int = 0) -> None:
+        self.model_path = model_path
+        self.options = options
+        self.devices = plan_devices(options.device, workers)
+        self._pool: ProcessPoolExecutor | None = None
+        self._local: _Worker | None = None
+
+    def __enter__(self) -> LocalEngine:
+        if len(self.devices) == 1:
+            self._local = _Worker(self.model_path, replace(self.options, device=self.devices[0]))
+            return self
+        context = multiprocessing.get_context("spawn")
+        queue = context.Queue()
+        for device in self.devices:
+            queue.put(device)
+        threads = max(1, (os.cpu_count() or 1) // len(self.devices))
+        self._pool = ProcessPoolExecutor(
+            max_workers=len(self.devices),
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(queue, self.model_path, self.options, threads),
+        )
+        log.info("local engine: %d worker processes on %s", len(self.devices), ", ".join(sorted(set(self.devices))))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def score(
+        self, jobs: Sequence[ShardJob], settings: ShardSettings, fingerprints: dict[int, str]
+    ) -> Iterator[ShardOutcome]:
+        """Score shards into their attribute files; outcomes in completion order."""
+        if self._local is not None:
+            for job in jobs:
+                yield score_shard(job, settings, fingerprints[job.index], self._local.scorer)
+            return
+        assert self._pool is not None
+        yield from _completed(
+            [self._pool.submit(_score_in_worker, job, settings, fingerprints[job.index]) for job in jobs]
+        )
+
+    def apply(
+        self,
+        jobs: Sequence[ShardJob],
+        settings: ShardSettings,
+        decisions: dict[int, KeepDecision],
+        fingerprints: dict[int, str],
+    ) -> Iterator[ShardOutcome]:
+        """Write the kept documents of scored shards; outcomes in completion order."""
+        if self._pool is None:
+            for job in jobs:
+                yield apply_shard(job, settings, decisions[job.index], fingerprints[job.index])
+            return
+        yield from _completed(
+            [
+                self._pool.submit(apply_shard, job, settings, decisions[job.index], fingerprints[job.index])
+                for job in jobs
+            ]
+        )
+
+
+def _completed(futures: list[Future[ShardOutcome]]) -> Iterator[ShardOutcome]:
+    for future in as_completed(futures):
+        yield future.result()

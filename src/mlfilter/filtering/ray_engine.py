@@ -1,0 +1,303 @@
+"""The ``ray`` engine: the same shards, markers and outputs as ``local``, scored on a Ray cluster.
+
+Scoring is a Ray Data pipeline: **read** (CPU tasks read each shard and tokenize its documents into
+windows) → ``map_batches`` over an **actor pool of scorers** (each holds the model, on a GPU of its
+own where the cluster has GPUs) → **write** (the driver receives the scores in shard order and
+writes each shard's attributes file and marker as soon as the shard is complete). Filtering the
+scored shards runs as one Ray task per shard. Output folders must be on storage the driver and
+workers share (the same machine, or a shared filesystem).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from mlfilter.errors import MlfilterError
+from mlfilter.filtering.engine import DocumentTokenizer, ModelRunner, Tokenized, load_model
+from mlfilter.filtering.keep_rules import KeepDecision
+from mlfilter.filtering.params import RayParams, ScoringParams
+from mlfilter.filtering.shards import (
+    AttributeWriter,
+    ShardJob,
+    ShardOutcome,
+    ShardReader,
+    ShardSettings,
+    apply_shard,
+    windows_of,
+)
+
+log = logging.getLogger("mlfilter.filter")
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise MlfilterError("filter.engine 'ray' needs Ray: pip install 'mlfilter[ray]'") from None
+    return ray
+
+
+def _schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("index", pa.int64()),
+            ("kind", pa.string()),
+            ("id", pa.string()),
+            ("language", pa.string()),
+            ("tokens", pa.int64()),
+            ("windows", pa.list_(pa.list_(pa.int32()))),
+            ("info", pa.string()),
+        ]
+    )
+
+
+def tokenized_to_arrow(tokenized: Tokenized) -> Any:
+    """A ``list<list<int32>>`` column: the token windows of each document."""
+    import pyarrow as pa
+
+    inner = pa.ListArray.from_arrays(pa.array(tokenized.offsets.astype(np.int32)), pa.array(tokenized.ids))
+    per_doc = np.searchsorted(tokenized.window_doc, np.arange(tokenized.num_docs + 1)).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(per_doc), inner)
+
+
+def tokenized_from_arrow(windows: Any, tokens: np.ndarray) -> Tokenized:
+    """The inverse of :func:`tokenized_to_arrow` (documents without windows get none)."""
+    import pyarrow.compute as pc
+
+    outer = windows.combine_chunks() if hasattr(windows, "combine_chunks") else windows
+    counts = pc.fill_null(pc.list_value_length(outer), 0).to_numpy().astype(np.int64)
+    inner = outer.flatten()
+    lengths = pc.list_value_length(inner).to_numpy().astype(np.int64)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return Tokenized(
+        ids=inner.flatten().to_numpy().astype(np.int32),
+        offsets=offsets,
+        window_doc=np.repeat(np.arange(len(counts)), counts),
+        tokens=tokens.astype(np.int64),
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _document_tokenizer(model_path: str, options: ScoringParams) -> DocumentTokenizer:
+    from transformers import AutoTokenizer
+
+    return DocumentTokenizer(AutoTokenizer.from_pretrained(model_path), options)
+
+
+def read_and_tokenize(
+    batch: dict[str, np.ndarray],
+    *,
+    model_path: str,
+    options: ScoringParams,
+    fields: dict[str, str],
+    on_bad_record: str,
+    rows: int,
+) -> Iterator[Any]:
+    """Ray Data read step: the documents of each shard as token windows, then one ``end`` row with its counts."""
+    import pyarrow as pa
+
+    tokenizer = _document_tokenizer(model_path, options)
+    schema = _schema()
+    for index, source in zip(batch["index"].tolist(), batch["source"].tolist(), strict=True):
+        reader = ShardReader(source, fields, on_bad_record)
+        info: dict[str, Any]
+        try:
+            for items in windows_of(reader, rows):
+                docs = [document for _, document in items]
+                tokenized = tokenizer([d.text for d in docs])
+                yield pa.table(
+                    {
+                        "index": pa.array([index] * len(docs), pa.int64()),
+                        "kind": pa.array(["doc"] * len(docs), pa.string()),
+                        "id": pa.array([d.id for d in docs], pa.string()),
+                        "language": pa.array([d.language for d in docs], pa.string()),
+                        "tokens": pa.array(tokenized.tokens, pa.int64()),
+                        "windows": tokenized_to_arrow(tokenized),
+                        "info": pa.array([""] * len(docs), pa.string()),
+                    },
+                    schema=schema,
+                )
+            info = {"dropped": dict(reader.dropped)}
+        except (MlfilterError, OSError) as exc:
+            info = {"error": str(exc), "seen": reader.seen}
+        yield pa.table(
+            {
+                "index": [index],
+                "kind": ["end"],
+                "id": [""],
+                "language": [None],
+                "tokens": [0],
+                "windows": pa.array([[]], pa.list_(pa.list_(pa.int32()))),
+                "info": [json.dumps(info)],
+            },
+            schema=schema,
+        )
+
+
+class ScorerActor:
+    """Ray Data actor: holds the model (on its GPU where it has one) and scores batches of token windows."""
+
+    def __init__(self, model_path: str, options: ScoringParams) -> None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        model, tokenizer = load_model(model_path, device, options.dtype)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.runner = ModelRunner(model, pad, options)
+
+    def __call__(self, table: Any) -> Any:
+        import pyarrow as pa
+
+        tokenized = tokenized_from_arrow(table["windows"], table["tokens"].to_numpy())
+        scores = self.runner(tokenized)
+        flat = pa.array(scores.astype(np.float32).ravel(), pa.float32())
+        column = pa.FixedSizeListArray.from_arrays(flat, scores.shape[1])
+        return table.drop_columns(["windows"]).append_column("scores", column)
+
+
+class RayEngine:
+    """Score and filter shards on a Ray cluster; use as a context manager."""
+
+    def __init__(self, model_path: str, options: ScoringParams, params: RayParams) -> None:
+        self.model_path = model_path
+        self.options = options
+        self.params = params
+        self._started = False
+
+    def __enter__(self) -> RayEngine:
+        ray = _ray()
+        if not ray.is_initialized():
+            ray.init(address=self.params.address, include_dashboard=False, log_to_driver=False)
+            self._started = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._started:
+            _ray().shutdown()
+            self._started = False
+
+    def _actors(self) -> tuple[int, int]:
+        resources = _ray().cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        if self.params.actors:
+            return self.params.actors, 1 if gpus else 0
+        if gpus:
+            return gpus, 1
+        return max(1, int(resources.get("CPU", 1) // (2 * self.params.cpus_per_actor))), 0
+
+    def score(
+        self, jobs: Sequence[ShardJob], settings: ShardSettings, fingerprints: dict[int, str]
+    ) -> Iterator[ShardOutcome]:
+        """Score shards through a Ray Data pipeline; outcomes in shard order as shards complete."""
+        if not jobs:
+            return
+        ray = _ray()
+        from ray.data import ActorPoolStrategy, DataContext
+
+        DataContext.get_current().execution_options.preserve_order = True
+        actors, gpus_each = self._actors()
+        log.info("ray engine: %d scorer actor(s), %d GPU each", actors, gpus_each)
+        dataset = ray.data.from_items(
+            [{"index": job.index, "source": job.source} for job in jobs], override_num_blocks=len(jobs)
+        )
+        dataset = dataset.map_batches(
+            read_and_tokenize,
+            batch_size=1,
+            batch_format="numpy",
+            fn_kwargs={
+                "model_path": self.model_path,
+                "options": self.options,
+                "fields": settings.fields,
+                "on_bad_record": settings.on_bad_record,
+                "rows": self.params.batch_size,
+            },
+            num_cpus=1,
+        )
+        dataset = dataset.map_batches(
+            ScorerActor,
+            fn_constructor_kwargs={"model_path": self.model_path, "options": self.options},
+            batch_size=self.params.batch_size,
+            batch_format="pyarrow",
+            compute=ActorPoolStrategy(size=actors),
+            num_gpus=gpus_each,
+            num_cpus=self.params.cpus_per_actor,
+        )
+        by_index = {job.index: job for job in jobs}
+        writer = _DriverWriter(by_index, settings, fingerprints)
+        for table in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+            yield from writer.consume(table)
+
+    def apply(
+        self,
+        jobs: Sequence[ShardJob],
+        settings: ShardSettings,
+        decisions: dict[int, KeepDecision],
+        fingerprints: dict[int, str],
+    ) -> Iterator[ShardOutcome]:
+        """Write the kept documents of scored shards, one Ray task per shard."""
+        ray = _ray()
+        remote = ray.remote(num_cpus=1)(apply_shard)
+        pending = [remote.remote(job, settings, decisions[job.index], fingerprints[job.index]) for job in jobs]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+
+
+class _DriverWriter:
+    """Writes the scores arriving at the driver into each shard's attributes file, then its marker."""
+
+    def __init__(self, jobs: dict[int, ShardJob], settings: ShardSettings, fingerprints: dict[int, str]) -> None:
+        self.jobs = jobs
+        self.settings = settings
+        self.fingerprints = fingerprints
+        self.current: tuple[int, AttributeWriter, float] | None = None
+
+    def _writer(self, index: int) -> AttributeWriter:
+        if self.current is None or self.current[0] != index:
+            job = self.jobs[index]
+            self.current = (index, AttributeWriter(job, self.settings, self.fingerprints[index]), time.perf_counter())
+        return self.current[1]
+
+    def consume(self, table: Any) -> Iterator[ShardOutcome]:
+        """Write one batch of scored rows; yield an outcome for each shard it completes."""
+        indexes = table["index"].to_numpy()
+        kinds = table["kind"].to_pylist()
+        scores = np.asarray(table["scores"].combine_chunks().flatten().to_numpy(), dtype=np.float32).reshape(
+            len(kinds), -1
+        )
+        tokens = table["tokens"].to_numpy()
+        ids = table["id"].to_pylist()
+        languages = table["language"].to_pylist()
+        start = 0
+        while start < len(kinds):
+            stop = start
+            while stop < len(kinds) and indexes[stop] == indexes[start] and kinds[stop] == "doc":
+                stop += 1
+            writer = self._writer(int(indexes[start]))
+            if stop > start:
+                writer.add(ids[start:stop], languages[start:stop], scores[start:stop], tokens[start:stop])
+                start = stop
+                continue
+            info = json.loads(table["info"][start].as_py())
+            yield self._end(int(indexes[start]), writer, info)
+            start += 1
+
+    def _end(self, index: int, writer: AttributeWriter, info: dict[str, Any]) -> ShardOutcome:
+        assert self.current is not None
+        seconds = time.perf_counter() - self.current[2]
+        self.current = None
+        if "error" in info:
+            writer.abort()
+            return ShardOutcome(index, "score", info["error"], info.get("seen", 0), 0, seconds)
+        return writer.finish(Counter(info["dropped"]), seconds)

@@ -1,0 +1,482 @@
+"""Per-shard work of the filter stage, resumable and idempotent.
+
+Each input shard goes through two steps, each ending with a completion marker written after its
+output file (both atomic):
+
+1. **score**: every valid document's scores go to an attributes file (``id``, ``language``,
+   ``tokens``, ``scores``) — marker ``_<name>.done`` beside it, holding the shard's counts and score
+   histograms;
+2. **apply**: the keep rule reads the attributes back and writes the kept documents, unchanged but
+   for the added scores, to the output shard of the same name — marker beside it.
+
+A marker records a fingerprint of everything its file depends on (model, scoring options, input
+file identity; the keep decision for step 2). A rerun skips shards whose marker matches and redoes
+the rest from scratch, so a crash or a kill at any point loses no finished shard and leaves no
+half-written file behind; changing only the keep rule rescores nothing.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlfilter.atomic import write_json
+from mlfilter.documents import Document, document_from_record
+from mlfilter.errors import MlfilterError
+from mlfilter.filtering.keep_rules import UNKNOWN_LANGUAGE, KeepDecision
+from mlfilter.records import RecordFormatError, RecordWriter, expand_inputs, is_remote, iter_records
+
+FORMAT_VERSION = 1
+MARKER_SUFFIX = ".done"
+ATTRIBUTES_SUFFIX = ".jsonl.zst"
+SCORE_DECIMALS = 6
+_RECORD_SUFFIXES = (".jsonl", ".json", ".ndjson", ".parquet")
+_COMPRESSION_SUFFIXES = (".gz", ".zst")
+
+
+class ShardError(MlfilterError):
+    """A shard could not be processed (corrupt file, input changed since scoring, …)."""
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One input shard and the files it produces, under the same relative name."""
+
+    index: int
+    source: str
+    name: str
+    output: Path
+    attributes: Path
+
+    @property
+    def output_marker(self) -> Path:
+        """Completion marker of the kept-documents file."""
+        return marker_path(self.output)
+
+    @property
+    def attributes_marker(self) -> Path:
+        """Completion marker of the scores file."""
+        return marker_path(self.attributes)
+
+
+@dataclass(frozen=True)
+class ShardSettings:
+    """What a worker needs to score or filter a shard (picklable, shared by all shards of a run)."""
+
+    task_names: tuple[str, ...]
+    histogram_edges: tuple[tuple[float, ...], ...]
+    scoring_fingerprint: str
+    fields: dict[str, str] = field(default_factory=dict)
+    on_bad_record: str = "skip"
+    score_field: str = "scores"
+    window: int = 4096
+
+
+@dataclass
+class ShardOutcome:
+    """What happened to one shard in one step of this run."""
+
+    index: int
+    step: str
+    error: str | None = None
+    documents: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the step finished and wrote its marker."""
+        return self.error is None
+
+
+def marker_path(path: Path) -> Path:
+    """``dir/_<name>.done`` for ``dir/<name>``: readers of the folder skip ``_`` files."""
+    return path.with_name(f"_{path.name}{MARKER_SUFFIX}")
+
+
+def _strip_record_suffix(name: str) -> str:
+    for suffix in _COMPRESSION_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    for suffix in _RECORD_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def relative_names(sources: Sequence[str]) -> list[str]:
+    """Shard names relative to the deepest folder holding all sources (URL schemes ignored)."""
+    paths = [s.split("://", 1)[1] if is_remote(s) else os.path.abspath(s) for s in sources]
+    root = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
+    return [os.path.relpath(p, root) if root else os.path.basename(p) for p in paths]
+
+
+def plan_shards(inputs: Iterable[str], output_dir: str | Path, attributes_dir: str | Path) -> list[ShardJob]:
+    """One job per input record file (sorted), with output and attribute paths of the same name.
+
+    Raises when the output folders overlap each other or the input (a rerun would read its own output).
+    """
+    output_dir, attributes_dir = Path(output_dir), Path(attributes_dir)
+    folders = [output_dir.resolve(), attributes_dir.resolve()]
+    if folders[0] == folders[1] or folders[0] in folders[1].parents or folders[1] in folders[0].parents:
+        raise MlfilterError(f"{output_dir}, {attributes_dir}: the output and attributes folders must be separate")
+    sources = expand_inputs(inputs)
+    jobs = []
+    seen: dict[Path, str] = {}
+    for index, (source, name) in enumerate(zip(sources, relative_names(sources), strict=True)):
+        if not is_remote(source):
+            resolved = Path(source).resolve()
+            if any(folder == resolved or folder in resolved.parents for folder in folders):
+                raise MlfilterError(f"{source}: an input file lies inside the output folders")
+        attributes = attributes_dir / (_strip_record_suffix(name) + ATTRIBUTES_SUFFIX)
+        if attributes in seen:
+            raise MlfilterError(f"{seen[attributes]} and {source}: both would write their scores to {attributes}")
+        seen[attributes] = source
+        jobs.append(ShardJob(index, source, name, output_dir / name, attributes))
+    return jobs
+
+
+def source_identity(source: str) -> str:
+    """Size and modification time (or ETag) of an input file: changes when the file does."""
+    if is_remote(source):
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(source)
+        info = fs.info(path)
+        stamp = info.get("ETag") or info.get("etag") or info.get("LastModified") or info.get("mtime")
+        return f"{info.get('size')}:{stamp}"
+    stat = os.stat(source)
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def source_fingerprints(jobs: Sequence[ShardJob], scoring_fingerprint: str) -> dict[int, str]:
+    """The scoring fingerprint of each shard: model and options plus the input file's identity."""
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        identities = list(pool.map(lambda job: source_identity(job.source), jobs))
+    return {
+        job.index: _digest(f"{scoring_fingerprint}|{job.source}|{identity}")
+        for job, identity in zip(jobs, identities, strict=True)
+    }
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def model_digest(model_path: str) -> str:
+    """A content hash of every file of a saved model folder."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_path).rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(model_path)).encode())
+            with open(path, "rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()[:20]
+
+
+def scoring_fingerprint(model_path: str, options: dict[str, Any]) -> str:
+    """A digest of the model and of every option that changes scores."""
+    return _digest(f"v{FORMAT_VERSION}|{model_digest(model_path)}|{json.dumps(options, sort_keys=True)}")
+
+
+def read_marker(path: Path) -> dict[str, Any] | None:
+    """A marker's content, or None when it is missing or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            marker = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def marker_matches(path: Path, fingerprint: str) -> bool:
+    """True when the marker exists and was written for ``fingerprint``."""
+    marker = read_marker(path)
+    return marker is not None and marker.get("fingerprint") == fingerprint
+
+
+def remove_leftovers(job: ShardJob) -> None:
+    """Delete temporary files a killed run left for this shard (they are hidden from readers)."""
+    for path in (job.output, job.attributes):
+        for leftover in globlib.glob(os.path.join(globlib.escape(str(path.parent)), f".{path.name}.tmp-*")):
+            Path(leftover).unlink(missing_ok=True)
+
+
+def remove_orphans(folder: Path, planned: set[Path]) -> list[Path]:
+    """Delete files (and their markers) that an earlier run wrote for shards no longer in the input."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for marker in folder.rglob(f"_*{MARKER_SUFFIX}"):
+        data = marker.with_name(marker.name[1 : -len(MARKER_SUFFIX)])
+        if data not in planned:
+            data.unlink(missing_ok=True)
+            marker.unlink(missing_ok=True)
+            removed.append(data)
+    return removed
+
+
+class ShardReader:
+    """Valid documents of one shard with their original records; bad records counted by reason.
+
+    Iterating raises :class:`ShardError` when the file turns out corrupt or truncated, and
+    :class:`~mlfilter.records.RecordFormatError` on a bad record when ``on_bad_record="raise"``.
+    """
+
+    def __init__(self, source: str, fields: dict[str, str], on_bad_record: str) -> None:
+        self.source = source
+        self.fields = fields
+        self.on_bad_record = on_bad_record
+        self.dropped: Counter[str] = Counter()
+        self.documents = 0
+
+    def __iter__(self) -> Iterator[tuple[dict[str, Any], Document]]:
+        skipped: Counter[str] = Counter()
+        last_line = 0
+        for location, record in iter_records(self.source, on_error=self.on_bad_record, skipped=skipped):  # type: ignore[arg-type]
+            last_line = location.line
+            try:
+                document = document_from_record(record, location, self.fields)
+            except RecordFormatError as exc:
+                if self.on_bad_record == "raise":
+                    raise
+                skipped[exc.reason] += 1
+                continue
+            self.documents += 1
+            yield record, document
+        skipped.pop("invalid_utf8_replaced", None)
+        if skipped.pop("corrupt_file", 0):
+            self.dropped.update(skipped)
+            raise ShardError(f"{self.source}: corrupt or truncated file after line {last_line}")
+        self.dropped.update(skipped)
+
+    @property
+    def seen(self) -> int:
+        """Documents (valid or not) read so far."""
+        return self.documents + sum(self.dropped.values())
+
+
+def windows_of(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of ``size`` items (the last one shorter)."""
+    window: list[Any] = []
+    for item in items:
+        window.append(item)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def histogram_edges(num_targets_per_task: Sequence[int], step: float) -> tuple[tuple[float, ...], ...]:
+    """Score bin edges per task: ``0, step, …, K-1`` for a task with labels ``0..K-1``."""
+    return tuple(
+        tuple(float(x) for x in np.round(np.arange(0.0, k - 1 + step / 2, step), 10)) for k in num_targets_per_task
+    )
+
+
+class ShardStats:
+    """Documents, tokens and score histograms (documents and tokens per bin) by language."""
+
+    def __init__(self, task_names: Sequence[str], edges: Sequence[Sequence[float]]) -> None:
+        self.task_names = list(task_names)
+        self.edges = [np.asarray(e, dtype=np.float64) for e in edges]
+        self.languages: dict[str, dict[str, Any]] = {}
+
+    def _language(self, name: str) -> dict[str, Any]:
+        if name not in self.languages:
+            self.languages[name] = {
+                "documents": 0,
+                "tokens": 0,
+                "score_sums": [0.0] * len(self.task_names),
+                "histogram": {
+                    task: {"documents": [0] * (len(e) + 1), "tokens": [0] * (len(e) + 1)}
+                    for task, e in zip(self.task_names, self.edges, strict=True)
+                },
+            }
+        return self.languages[name]
+
+    def add(self, scores: np.ndarray, tokens: np.ndarray, languages: Sequence[str | None]) -> None:
+        """Count documents with their (rounded) scores, token lengths and languages."""
+        names = np.asarray([lang or UNKNOWN_LANGUAGE for lang in languages], dtype=object)
+        for name in np.unique(names) if len(names) else []:
+            rows = names == name
+            entry = self._language(str(name))
+            entry["documents"] += int(rows.sum())
+            entry["tokens"] += int(tokens[rows].sum())
+            for t, task in enumerate(self.task_names):
+                column = scores[rows, t]
+                entry["score_sums"][t] += float(column.sum())
+                bins = np.searchsorted(self.edges[t], column, side="right")
+                counts = np.bincount(bins, minlength=len(self.edges[t]) + 1)
+                weights = np.bincount(bins, weights=tokens[rows], minlength=len(self.edges[t]) + 1)
+                histogram = entry["histogram"][task]
+                histogram["documents"] = [a + int(b) for a, b in zip(histogram["documents"], counts, strict=True)]
+                histogram["tokens"] = [a + int(b) for a, b in zip(histogram["tokens"], weights, strict=True)]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The statistics as stored in a marker."""
+        return dict(sorted(self.languages.items()))
+
+
+def round_scores(scores: np.ndarray) -> np.ndarray:
+    """Scores as written to files: float64 rounded to :data:`SCORE_DECIMALS` decimals."""
+    return np.round(scores.astype(np.float64), SCORE_DECIMALS)
+
+
+class AttributeWriter:
+    """Writes one shard's scores file and then, last, its completion marker."""
+
+    def __init__(self, job: ShardJob, settings: ShardSettings, fingerprint: str) -> None:
+        job.attributes_marker.unlink(missing_ok=True)
+        self.job = job
+        self.fingerprint = fingerprint
+        self.stats = ShardStats(settings.task_names, settings.histogram_edges)
+        self.writer = RecordWriter(job.attributes)
+        self.tokens = 0
+
+    def add(self, ids: Sequence[str], languages: Sequence[str | None], scores: np.ndarray, tokens: np.ndarray) -> None:
+        """Append the scores of consecutive documents."""
+        rounded = round_scores(scores)
+        for doc_id, language, count, row in zip(ids, languages, tokens.tolist(), rounded.tolist(), strict=True):
+            self.writer.write({"id": doc_id, "language": language, "tokens": count, "scores": row})
+        self.stats.add(rounded, tokens, languages)
+        self.tokens += int(tokens.sum())
+
+    def finish(self, dropped: Counter[str], seconds: float) -> ShardOutcome:
+        """Close the scores file, then write the marker."""
+        self.writer.close()
+        write_json(
+            self.job.attributes_marker,
+            {
+                "fingerprint": self.fingerprint,
+                "source": self.job.source,
+                "documents": self.writer.count,
+                "tokens": self.tokens,
+                "dropped": dict(sorted(dropped.items())),
+                "seconds": round(seconds, 3),
+                "languages": self.stats.as_dict(),
+            },
+        )
+        return ShardOutcome(self.job.index, "score", None, self.writer.count, self.tokens, seconds)
+
+    def abort(self) -> None:
+        """Drop the unfinished scores file."""
+        self.writer.abort()
+
+
+def score_shard(job: ShardJob, settings: ShardSettings, fingerprint: str, scorer: Any) -> ShardOutcome:
+    """Step 1 for one shard: score every valid document into the attributes file, then the marker."""
+    start = time.perf_counter()
+    remove_leftovers(job)
+    reader = ShardReader(job.source, settings.fields, settings.on_bad_record)
+    writer = AttributeWriter(job, settings, fingerprint)
+    try:
+        for items, scored in scorer.score_stream(windows_of(reader, settings.window), lambda item: item[1].text):
+            docs = [document for _, document in items]
+            writer.add([d.id for d in docs], [d.language for d in docs], scored.scores, scored.tokens)
+    except (MlfilterError, OSError) as exc:
+        writer.abort()
+        return ShardOutcome(job.index, "score", str(exc), reader.seen, 0, time.perf_counter() - start)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish(reader.dropped, time.perf_counter() - start)
+
+
+def iter_attributes(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a scores file."""
+    for _, record in iter_records(str(path)):
+        yield record
+
+
+def apply_shard(job: ShardJob, settings: ShardSettings, decision: KeepDecision, fingerprint: str) -> ShardOutcome:
+    """Step 2 for one shard: write the documents the decision keeps, with their scores, then the marker."""
+    start = time.perf_counter()
+    job.output_marker.unlink(missing_ok=True)
+    remove_leftovers(job)
+    reader = ShardReader(job.source, settings.fields, settings.on_bad_record)
+    kept_by_language: dict[str, list[int]] = {}
+    dropped: Counter[str] = Counter()
+    writer = RecordWriter(job.output)
+    try:
+        attributes = iter_attributes(job.attributes)
+        offset = 0
+        for items in windows_of(zip(reader, attributes, strict=False), settings.window):
+            for (_, document), attribute in items:
+                if attribute.get("id") != document.id:
+                    raise ShardError(
+                        f"{job.source}: document {document.id!r} does not match its scores file "
+                        f"{job.attributes} (the input changed since it was scored)"
+                    )
+            scores = np.asarray([a["scores"] for _, a in items], dtype=np.float64).reshape(len(items), -1)
+            keep = decision.keeps(scores, offset)
+            offset += len(items)
+            for ((record, document), attribute), kept in zip(items, keep.tolist(), strict=True):
+                if not kept:
+                    dropped[decision.drop_reason] += 1
+                    continue
+                writer.write({**record, settings.score_field: attribute["scores"]})
+                counts = kept_by_language.setdefault(document.language or UNKNOWN_LANGUAGE, [0, 0])
+                counts[0] += 1
+                counts[1] += int(attribute["tokens"])
+        if next(attributes, None) is not None or offset != reader.documents:
+            raise ShardError(f"{job.source}: its scores file {job.attributes} has a different number of documents")
+        decision.check_size(offset)
+    except (MlfilterError, OSError) as exc:
+        writer.abort()
+        return ShardOutcome(job.index, "apply", str(exc), reader.seen, 0, time.perf_counter() - start)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    kept_tokens = sum(tokens for _, tokens in kept_by_language.values())
+    write_json(
+        job.output_marker,
+        {
+            "fingerprint": fingerprint,
+            "source": job.source,
+            "kept": writer.count,
+            "kept_tokens": kept_tokens,
+            "dropped": dict(sorted(dropped.items())),
+            "kept_by_language": dict(sorted(kept_by_language.items())),
+        },
+    )
+    return ShardOutcome(job.index, "apply", None, writer.count, kept_tokens, time.perf_counter() - start)
+
+
+@dataclass
+class AttributeTable:
+    """Rank scores, token lengths and languages of every scored document, shard after shard."""
+
+    scores: np.ndarray
+    tokens: np.ndarray
+    languages: list[str | None]
+    shard_sizes: dict[int, int] = field(default_factory=dict)
+
+
+def read_attribute_table(jobs: Sequence[ShardJob], task_index: int) -> AttributeTable:
+    """Load the scores (of one task) of all shards in shard order, for rules that rank the whole corpus."""
+    scores: list[float] = []
+    tokens: list[int] = []
+    languages: list[str | None] = []
+    sizes = {}
+    for job in jobs:
+        before = len(scores)
+        for record in iter_attributes(job.attributes):
+            scores.append(record["scores"][task_index])
+            tokens.append(record["tokens"])
+            languages.append(record.get("language"))
+        sizes[job.index] = len(scores) - before
+    return AttributeTable(np.asarray(scores, dtype=np.float64), np.asarray(tokens, dtype=np.int64), languages, sizes)

@@ -1,0 +1,275 @@
+"""Work on one input file, in a worker process: read, extract, identify languages, filter, spool.
+
+The result of a file is three files under the work folder, named by a fingerprint of the file and of
+every setting that shapes the result: the candidate documents (``.jsonl.zst``), their sampling keys
+(``.keys.npy``) and a summary of the counts (``.json``), written last. A file whose summary exists is
+done: a rerun after a crash or a kill starts from the files not done yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from mlfilter.atomic import atomic_open, write_json
+from mlfilter.records import OnError, RecordWriter
+from mlfilter.sampling.errors import InputFileError
+from mlfilter.sampling.extract import ExtractorName, make_extractor
+from mlfilter.sampling.filters import (
+    Dropped,
+    LanguageFilter,
+    LanguageScoreFilter,
+    LengthFilter,
+    SampleDocument,
+)
+from mlfilter.sampling.langid import language_identifier
+from mlfilter.sampling.params import SampleParams
+from mlfilter.sampling.readers import JsonDocumentReader, WarcDocumentReader
+from mlfilter.sampling.reservoir import KEY_DTYPE, document_keys, fraction_threshold
+from mlfilter.sampling.sources import InputFile, file_identity, is_transient, open_stream, with_retries
+
+#: Bumped when the work files' content changes meaning, so old ones are not reused.
+WORK_FORMAT = 1
+PROGRESS_EVERY = 1000
+
+
+@dataclass(frozen=True)
+class FileSettings:
+    """The settings that shape one file's result (and the retry policy, which does not)."""
+
+    extractor: ExtractorName
+    extraction_timeout_s: float
+    min_chars: int
+    max_chars: int
+    min_language_score: float
+    languages: tuple[str, ...]
+    fractions: tuple[tuple[str, float], ...]
+    seed: int
+    on_error: OnError
+    retries: int = 0
+    retry_backoff_s: float = 1.0
+
+    @classmethod
+    def from_params(cls, params: SampleParams, seed: int) -> FileSettings:
+        """The per-file settings of the sample params."""
+        return cls(
+            extractor=params.extractor,
+            extraction_timeout_s=params.extraction_timeout_s,
+            min_chars=params.min_chars,
+            max_chars=params.max_chars,
+            min_language_score=params.min_language_score,
+            languages=params.languages,
+            fractions=tuple(sorted(params.fractions.items())),
+            seed=seed,
+            on_error=params.on_error,
+            retries=params.retries,
+            retry_backoff_s=params.retry_backoff_s,
+        )
+
+    def fingerprint(self, file: InputFile) -> str:
+        """A hash of the file's identity, these settings (less the retry policy) and the versions of the
+        libraries whose output ends up in the result."""
+        shaping = dataclasses.asdict(self)
+        del shaping["retries"], shaping["retry_backoff_s"]
+        versions = {name: importlib.metadata.version(name) for name in (self.extractor, "py3langid", "fastwarc")}
+        blob = json.dumps(
+            [WORK_FORMAT, shaping, versions, dataclasses.asdict(file), file_identity(file.path)], sort_keys=True
+        )
+        return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+@dataclass
+class FileSummary:
+    """What became of one input file's records."""
+
+    path: str
+    records: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    extracted: int = 0
+    candidates: int = 0
+    identified: dict[str, int] = field(default_factory=dict)
+    error: dict[str, str] | None = None
+    seconds: float = 0.0
+    reused: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The persisted form (without ``reused``)."""
+        data = dataclasses.asdict(self)
+        del data["reused"]
+        return data
+
+
+@dataclass(frozen=True)
+class FileTask:
+    """One input file to process and where its work files go."""
+
+    index: int
+    file: InputFile
+    settings: FileSettings
+    work_prefix: str
+
+    @property
+    def spool_path(self) -> Path:
+        return Path(self.work_prefix + ".jsonl.zst")
+
+    @property
+    def keys_path(self) -> Path:
+        return Path(self.work_prefix + ".keys.npy")
+
+    @property
+    def summary_path(self) -> Path:
+        return Path(self.work_prefix + ".json")
+
+    def work_files(self) -> tuple[Path, Path, Path]:
+        """The three work files of this task."""
+        return self.spool_path, self.keys_path, self.summary_path
+
+    def load_summary(self) -> FileSummary | None:
+        """The summary of an earlier run of this task, if it finished."""
+        if not self.summary_path.exists():
+            return None
+        summary = FileSummary(**orjson.loads(self.summary_path.read_bytes()))
+        summary.reused = True
+        return summary
+
+    def load_keys(self) -> np.ndarray:
+        """The sampling keys of the task's candidates, in spool order."""
+        return np.load(self.keys_path, allow_pickle=False)
+
+
+class DocumentFilters:
+    """Length, language identification, language score and allow-list, in this order."""
+
+    def __init__(self, settings: FileSettings) -> None:
+        self.length = LengthFilter(settings.min_chars, settings.max_chars)
+        self.identifier = language_identifier()
+        self.language_filters = (
+            LanguageScoreFilter(settings.min_language_score),
+            LanguageFilter(frozenset(settings.languages)),
+        )
+        self.identified: Counter[str] = Counter()
+
+    def __call__(self, document: SampleDocument) -> str | None:
+        """The reason ``document`` is dropped, or ``None``; sets its language on the way."""
+        reason = self.length(document)
+        if reason:
+            return reason
+        guess = self.identifier.identify(document.text)
+        document.language, document.language_score = guess.language, guess.score
+        self.identified[guess.language] += 1
+        for language_filter in self.language_filters:
+            reason = language_filter(document)
+            if reason:
+                return reason
+        return None
+
+
+def process_file(task: FileTask, on_records: Callable[[int], None] | None = None) -> FileSummary:
+    """Process one input file (retrying network failures) and write its work files.
+
+    A file that cannot be read to its end gives a summary with ``error`` set: ``reason`` and a message
+    naming the file and the offset or line; the records read before the damage count as usual. A file
+    still unreachable after the retries is not marked done, so the next run tries it again.
+    """
+    start = time.perf_counter()
+    path = task.file.path
+    try:
+        return with_retries(
+            lambda: _process_once(task, on_records),
+            path,
+            retries=task.settings.retries,
+            backoff_s=task.settings.retry_backoff_s,
+        )
+    except Exception as exc:
+        reason = _failure_reason(exc, path)
+        if reason is None:
+            raise
+        seconds = round(time.perf_counter() - start, 3)
+        return FileSummary(path, error={"reason": reason, "message": f"{path}: {exc}"}, seconds=seconds)
+
+
+def _failure_reason(error: Exception, path: str) -> str | None:
+    if is_transient(error, path):
+        return "unreachable"
+    if isinstance(error, FileNotFoundError):
+        return "not_found"
+    if isinstance(error, OSError):
+        return "unreadable"
+    return None
+
+
+def _process_once(task: FileTask, on_records: Callable[[int], None] | None) -> FileSummary:
+    start = time.perf_counter()
+    settings = task.settings
+    filters = DocumentFilters(settings)
+    fraction_limits = {lang: fraction_threshold(f) for lang, f in settings.fractions}
+    dropped: Counter[str] = Counter()
+    keys: list[tuple] = []
+    records = reported = 0
+    error = None
+    reader = _reader(task)
+    with RecordWriter(task.spool_path) as spool:
+        try:
+            for item in _items(task, reader):
+                if isinstance(item, Dropped):
+                    records += item.count
+                    dropped[item.reason] += item.count
+                else:
+                    records += 1
+                    reason = filters(item)
+                    if reason is None:
+                        row = document_keys(settings.seed, item.id, item.text, item.url, item.language or "")
+                        limit = fraction_limits.get(item.language or "")
+                        if limit is not None and row[0] >= limit:
+                            reason = "not_sampled"
+                        else:
+                            keys.append(row)
+                            spool.write(item.to_record())
+                    if reason is not None:
+                        dropped[reason] += 1
+                if on_records is not None and records - reported >= PROGRESS_EVERY:
+                    on_records(records - reported)
+                    reported = records
+        except InputFileError as exc:
+            error = {"reason": exc.reason, "message": str(exc)}
+    if on_records is not None:
+        on_records(records - reported)
+    with atomic_open(task.keys_path, "wb") as handle:
+        np.save(handle, np.array(keys, dtype=KEY_DTYPE), allow_pickle=False)
+    summary = FileSummary(
+        path=task.file.path,
+        records=records,
+        dropped=dict(sorted(dropped.items())),
+        extracted=reader.extracted,
+        candidates=len(keys),
+        identified=dict(sorted(filters.identified.items())),
+        error=error,
+        seconds=round(time.perf_counter() - start, 3),
+    )
+    write_json(task.summary_path, summary.to_json())
+    return summary
+
+
+def _reader(task: FileTask) -> WarcDocumentReader | JsonDocumentReader:
+    if task.file.kind == "warc":
+        return WarcDocumentReader(make_extractor(task.settings.extractor), task.settings.extraction_timeout_s)
+    return JsonDocumentReader(dict(task.file.fields), task.settings.on_error)
+
+
+def _items(task: FileTask, reader: WarcDocumentReader | JsonDocumentReader) -> Iterator[SampleDocument | Dropped]:
+    if isinstance(reader, JsonDocumentReader):
+        yield from reader.read(task.file.path)
+        return
+    with open_stream(task.file.path) as raw:
+        yield from reader.read(raw, task.file.path)

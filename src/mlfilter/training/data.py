@@ -1,0 +1,142 @@
+"""Labelled training data: the split files' text column and per-task label list, validated.
+
+A record carries its text in ``text_column`` and its labels in ``label_column``: a list with one value
+per task in task order (a bare number is accepted when there is one task). ``null``/NaN marks a
+missing label, masked in the loss. Labels must lie in ``0..num_targets-1`` of their task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlfilter.errors import MlfilterError
+from mlfilter.logs import progress
+from mlfilter.params import TaskParams
+from mlfilter.records import RecordFormatError, RecordLocation, expand_inputs, iter_records
+from mlfilter.reports import StageCounts
+
+
+@dataclass
+class LabeledData:
+    """Texts and their labels ``[n, num_tasks]`` (float32, NaN = missing), with per-reason accounting."""
+
+    texts: list[str]
+    labels: np.ndarray
+    ids: list[str | None]
+    files: list[str]
+    counts: StageCounts = field(default_factory=StageCounts)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def fingerprint(self) -> str:
+        """A hash of the texts and labels, in order (keys the checkpoints of a run)."""
+        digest = hashlib.sha256()
+        for text in self.texts:
+            digest.update(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
+        digest.update(np.ascontiguousarray(self.labels).tobytes())
+        return digest.hexdigest()
+
+    def label_counts(self, task_index: int) -> dict[str, int]:
+        """How many documents carry each (rounded) label of a task, and how many lack one."""
+        column = self.labels[:, task_index]
+        present = column[~np.isnan(column)]
+        values, counts = np.unique(np.round(present).astype(int), return_counts=True)
+        result = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+        result["missing"] = int(np.isnan(column).sum())
+        return result
+
+
+def read_labeled(
+    inputs: str | Sequence[str], tasks: Sequence[TaskParams], text_column: str = "text", label_column: str = "scores"
+) -> LabeledData:
+    """Read and validate labelled records from files, folders or globs.
+
+    Bad records raise :class:`RecordFormatError` naming the file, line and field. Documents with an
+    empty text or with every label missing cannot teach anything: they are counted as dropped under
+    ``empty_text`` / ``no_labels``.
+    """
+    files = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
+    if not files:
+        raise MlfilterError(f"no record files found at {inputs}")
+    texts: list[str] = []
+    rows: list[list[float]] = []
+    ids: list[str | None] = []
+    counts = StageCounts()
+    for path in files:
+        for location, record in progress(iter_records(path), desc=f"read {path}", unit="doc"):
+            text = _text(record, location, text_column)
+            labels = _labels(record, location, label_column, tasks)
+            if not text.strip():
+                counts.drop("empty_text")
+            elif all(math.isnan(v) for v in labels):
+                counts.drop("no_labels")
+            else:
+                counts.keep()
+                texts.append(text)
+                rows.append(labels)
+                raw_id = record.get("id")
+                ids.append(None if raw_id is None else str(raw_id))
+    labels_array = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(tasks))
+    return LabeledData(texts=texts, labels=labels_array, ids=ids, files=files, counts=counts)
+
+
+def _text(record: dict[str, Any], location: RecordLocation, column: str) -> str:
+    if column not in record:
+        raise RecordFormatError(location.path, location.line, f"field '{column}' is missing", "missing_field")
+    text = record[column]
+    if not isinstance(text, str):
+        raise RecordFormatError(
+            location.path, location.line, f"field '{column}': expected a string, got {type(text).__name__}", "bad_field"
+        )
+    return text
+
+
+def _labels(record: dict[str, Any], location: RecordLocation, column: str, tasks: Sequence[TaskParams]) -> list[float]:
+    if column not in record:
+        raise RecordFormatError(location.path, location.line, f"field '{column}' is missing", "missing_field")
+    raw = record[column]
+    if not isinstance(raw, list):
+        if len(tasks) == 1 and (raw is None or _is_number(raw)):
+            raw = [raw]
+        else:
+            raise RecordFormatError(
+                location.path,
+                location.line,
+                f"field '{column}': expected a list of {len(tasks)} labels (one per task: "
+                f"{', '.join(t.name for t in tasks)}), got {raw!r}",
+                "bad_field",
+            )
+    if len(raw) != len(tasks):
+        raise RecordFormatError(
+            location.path,
+            location.line,
+            f"field '{column}': expected {len(tasks)} labels (one per task: {', '.join(t.name for t in tasks)}), "
+            f"got {len(raw)}",
+            "bad_field",
+        )
+    values = []
+    for index, (value, task) in enumerate(zip(raw, tasks, strict=True)):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            values.append(math.nan)
+            continue
+        if not _is_number(value) or not 0 <= value <= task.num_targets - 1:
+            raise RecordFormatError(
+                location.path,
+                location.line,
+                f"field '{column}[{index}]' (task {task.name}): expected a number in 0..{task.num_targets - 1} "
+                f"or null, got {value!r}",
+                "bad_label",
+            )
+        values.append(float(value))
+    return values
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,143 @@
+"""The model card (``README.md``) written beside a trained annotator model."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from mlfilter.embedded import EMBEDDED_ENCODER
+from mlfilter.params import TaskParams, to_plain
+from mlfilter.training.params import METRIC_NAMES, TrainingParams
+
+#: The hub model behind the packaged encoder, for the card's ``base_model`` field.
+EMBEDDED_ENCODER_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def hub_base_model(name: str) -> str | None:
+    """The hub id of the base model, or None when it is a local folder."""
+    if name == EMBEDDED_ENCODER:
+        return EMBEDDED_ENCODER_HUB_ID
+    if os.path.isdir(name) or name.count("/") != 1:
+        return None
+    return name
+
+
+def _number(value: float) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+def render_model_card(
+    *,
+    params: TrainingParams,
+    tasks: Sequence[TaskParams],
+    seed: int,
+    data: dict[str, Any],
+    val_metrics: dict[str, dict[str, float]],
+    best: dict[str, Any],
+    path: str,
+) -> str:
+    """Markdown with YAML front matter: base model, tasks, data sizes, validation metrics, params, usage."""
+    front: dict[str, Any] = {
+        "library_name": "transformers",
+        "pipeline_tag": "text-classification",
+        "tags": ["mlfilter", "data-filtering", "regression" if params.is_regression else "classification"],
+    }
+    base = hub_base_model(params.base_model)
+    if base:
+        front["base_model"] = base
+    head = "regression (one output per task)" if params.is_regression else "classification (one class per label)"
+    encoder = (
+        "frozen; the heads were trained on cached embeddings"
+        if path == "frozen_embeddings"
+        else ("frozen" if params.freeze_base_model_parameters else "fine-tuned")
+    )
+    lines = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False).rstrip(),
+        "---",
+        "",
+        "# mlfilter annotator model",
+        "",
+        "Scores web documents for pretraining-data filtering. It was trained with mlfilter on the scores "
+        "an LLM gave to a sample of documents (the FineWeb-Edu recipe) and predicts those scores for new "
+        "documents at a fraction of the cost.",
+        "",
+        "## Model",
+        "",
+        f"- Base model: `{params.base_model}`" + (f" (`{base}`)" if base and base != params.base_model else ""),
+        f"- Head: {head}, pooling `{params.pooling}`, hidden size {params.head_hidden_size or 'none (linear)'}, "
+        f"dropout {params.classifier_dropout}",
+        f"- Loss: {params.regression_loss.upper() if params.is_regression else 'cross-entropy'}, missing labels masked",
+        f"- Encoder: {encoder}",
+        f"- Maximum input length: {params.max_length} tokens",
+        "",
+        "## Tasks",
+        "",
+        "| task | labels | positive at score ≥ | train labels (count per label) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for task in tasks:
+        counts = data["train"]["labels"].get(task.name, {})
+        shown = ", ".join(f"{k}: {v}" for k, v in counts.items())
+        lines.append(f"| {task.name} | 0–{task.num_targets - 1} | {task.threshold:g} | {shown} |")
+    lines += [
+        "",
+        "## Data",
+        "",
+        "| split | documents used | dropped |",
+        "| --- | --- | --- |",
+    ]
+    for split in ("train", "val"):
+        counts = data[split]["counts"]
+        dropped = ", ".join(f"{k}: {v}" for k, v in counts["dropped"].items()) or "none"
+        lines.append(f"| {split} | {counts['kept']} | {dropped} |")
+    lines += [
+        "",
+        "The test split was not read during training; model selection used the validation split only.",
+        "",
+        f"## Validation metrics (best checkpoint by `{best['metric']}` = {_number(best.get('value'))})",
+        "",
+        "| task | " + " | ".join(METRIC_NAMES) + " |",
+        "| --- | " + " | ".join("---" for _ in METRIC_NAMES) + " |",
+    ]
+    for group, metrics in val_metrics.items():
+        lines.append(f"| {group} | " + " | ".join(_number(metrics[name]) for name in METRIC_NAMES) + " |")
+    lines += [
+        "",
+        "Predicted labels are rounded regression scores (or the most probable class); binary F1 counts a "
+        "document as positive when its label (true, or predicted) is at or above the task's threshold.",
+        "",
+        "## Training parameters",
+        "",
+        "```yaml",
+        yaml.safe_dump({"seed": seed, "training": to_plain(params)}, sort_keys=False).rstrip(),
+        "```",
+        "",
+        "## Intended use",
+        "",
+        "Ranking and filtering large web corpora for language-model pretraining by the tasks above, in the "
+        "languages and domains of the training data. The scores imitate an LLM annotator, biases included; "
+        "check the validation metrics, and the evaluation on the held-out test split, before relying on them.",
+        "",
+        "## How to load",
+        "",
+        "```python",
+        "import mlfilter.modeling  # registers the model type with transformers",
+        "from transformers import AutoTokenizer",
+        "from mlfilter.modeling import AnnotatorModel",
+        "",
+        'model = AnnotatorModel.from_pretrained("path/to/final").eval()',
+        'tokenizer = AutoTokenizer.from_pretrained("path/to/final")',
+        f'batch = tokenizer(["some document"], truncation=True, max_length={params.max_length}, return_tensors="pt")',
+        "scores = model(**batch).scores  # [batch, num_tasks], in task order: " + ", ".join(t.name for t in tasks),
+        "```",
+        "",
+        "`transformers.AutoModel.from_pretrained(...)` returns the same model once `mlfilter.modeling` is "
+        "imported; no `trust_remote_code` is needed.",
+        "",
+    ]
+    return "\n".join(lines)

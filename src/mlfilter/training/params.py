@@ -1,0 +1,104 @@
+"""The ``training:`` section of ``params.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mlfilter.embedded import EMBEDDED_ENCODER
+from mlfilter.params import ParamsError
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
+
+#: Metrics computed per task on the validation split (see :mod:`mlfilter.training.metrics`).
+METRIC_NAMES = ("mae", "mse", "spearman", "accuracy", "macro_f1", "binary_f1")
+#: Metrics where a lower value is better; every other metric is better when higher.
+LOWER_IS_BETTER = ("loss", "mae", "mse")
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    """How the annotator model is trained: base encoder, heads, optimiser, selection and scratch folders."""
+
+    base_model: str = EMBEDDED_ENCODER
+    freeze_base_model_parameters: bool = True
+    frozen_fast_path: bool = True
+    is_regression: bool = True
+    pooling: Literal["cls", "mean"] = "mean"
+    head_hidden_size: int = 0
+    classifier_dropout: float = 0.0
+    regression_loss: Literal["mse", "huber"] = "mse"
+    max_length: int = 256
+    learning_rate: float = 3e-3
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    gradient_accumulation_steps: int = 1
+    num_epochs: int = 30
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    lr_scheduler: Scheduler = "linear"
+    group_by_length: bool = True
+    precision: Precision = "auto"
+    gradient_checkpointing: bool = False
+    best_metric: str = "spearman_mean"
+    early_stopping_patience: int = 5
+    early_stopping_threshold: float = 0.0
+    logging_steps: int = 10
+    dataloader_num_workers: int = 0
+    embed_batch_size: int = 64
+    text_column: str = "text"
+    label_column: str = "scores"
+    checkpoint_dir: str = ".mlfilter/checkpoints"
+    embedding_cache_dir: str = ".mlfilter/embeddings"
+    keep_checkpoints: bool = False
+
+    def __post_init__(self) -> None:
+        positive = {
+            "max_length": self.max_length,
+            "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "num_epochs": self.num_epochs,
+            "logging_steps": self.logging_steps,
+            "embed_batch_size": self.embed_batch_size,
+            "learning_rate": self.learning_rate,
+        }
+        for key, value in positive.items():
+            if value <= 0:
+                raise ParamsError(f"training.{key}: expected a positive value, got {value}")
+        checks = {
+            "warmup_ratio": 0 <= self.warmup_ratio < 1,
+            "classifier_dropout": 0 <= self.classifier_dropout < 1,
+            "weight_decay": self.weight_decay >= 0,
+            "head_hidden_size": self.head_hidden_size >= 0,
+            "early_stopping_patience": self.early_stopping_patience >= 0,
+            "dataloader_num_workers": self.dataloader_num_workers >= 0,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ParamsError(f"training.{key}: value {getattr(self, key)!r} is out of range")
+
+    @property
+    def uses_fast_path(self) -> bool:
+        """True when the heads train on cached embeddings of a frozen encoder."""
+        return self.freeze_base_model_parameters and self.frozen_fast_path
+
+
+def metric_key(best_metric: str, task_names: tuple[str, ...]) -> str:
+    """Validate ``training.best_metric`` against the metrics that evaluation produces; return it without ``eval_``."""
+    if "mean" in task_names:
+        raise ParamsError("tasks: a task may not be named 'mean' (metric names use <metric>_mean for the task average)")
+    name = best_metric.removeprefix("eval_")
+    allowed = {"loss"} | {f"{m}_{t}" for m in METRIC_NAMES for t in (*task_names, "mean")}
+    if name not in allowed:
+        raise ParamsError(
+            f"training.best_metric: unknown metric {best_metric!r}; use 'loss' or <metric>_<task|mean> with "
+            f"metric one of {', '.join(METRIC_NAMES)} and task one of {', '.join(task_names)} (e.g. spearman_mean)"
+        )
+    return name
+
+
+def greater_is_better(metric: str) -> bool:
+    """Whether a higher value of ``metric`` (as returned by :func:`metric_key`) is better."""
+    return not any(metric == m or metric.startswith(f"{m}_") for m in LOWER_IS_BETTER)

@@ -1,0 +1,200 @@
+"""The evaluate stage end to end: in process, and through real DVC (repro, metrics, plots) in a temp repo."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mlfilter.cli import main
+from tests.evaluation.helpers import annotation, write_annotations, write_jsonl, write_records
+
+ROOT = Path(__file__).resolve().parents[2]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TOPICS = [
+    "Photosynthesis converts light into chemical energy inside the chloroplasts of plant cells.",
+    "Limited offer: buy two pairs of shoes and get the third one free this weekend only!",
+    "The derivative of a function measures how its output changes as its input changes.",
+    "Celebrity gossip: who wore it best at last night's awards show?",
+    "Die Zellteilung sorgt dafür, dass aus einer Zelle zwei Tochterzellen entstehen.",
+    "Günstige Angebote für Ferienwohnungen an der Ostsee jetzt buchen.",
+]
+
+
+def write_project(root: Path, model_dir: Path) -> Path:
+    """A project with the inputs of the evaluate stage: three annotators' annotations (two tasks),
+    the sample, a labelled test split, gold labels and the trained model, plus params.yaml."""
+    rng = np.random.default_rng(0)
+    n = 48
+    truth = rng.integers(0, 6, n)
+    languages = ["en" if i % 3 else "de" for i in range(n)]
+    write_records(
+        root / "data" / "sample" / "part-00000.jsonl.zst",
+        [{"id": f"doc-{i}", "text": TOPICS[i % len(TOPICS)] + f" #{i}", "language": languages[i]} for i in range(n)],
+    )
+    edu_scores = {}
+    for a, annotator in enumerate(("alpha", "beta", "gamma")):
+        records = []
+        for i in range(n):
+            edu = [int(np.clip(truth[i] + rng.integers(-1, 2), 0, 5)) for _ in range(2)]
+            if a == 2 and i % 10 == 0:
+                edu = [None, None]
+            edu_scores[(annotator, i)] = edu
+            toxic = [int(np.clip(truth[i] // 2 + rng.integers(-1, 2), 0, 2))]
+            records.append(annotation(f"doc-{i}", annotator, {"educational": edu, "toxic": toxic}))
+        write_annotations(root / "data" / "annotations", annotator, records, per_shard=30)
+    test = [
+        {
+            "id": f"doc-{i}",
+            "text": TOPICS[i % len(TOPICS)] + f" #{i}",
+            "language": languages[i],
+            "scores": [int(truth[i]), int(truth[i] // 2)],
+            "agreement": {},
+        }
+        for i in range(0, n, 2)
+    ]
+    write_jsonl(root / "data" / "splits" / "test.jsonl", test)
+    write_jsonl(
+        root / "data" / "labels" / "gold.jsonl",
+        [{"id": f"doc-{i}", "scores": [int(truth[i]), None], "n": [1, 0]} for i in range(0, n, 3)],
+    )
+    shutil.copytree(model_dir, root / "models" / "annotator" / "final")
+    (root / "params.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "seed": 7,
+                "tasks": [
+                    {"name": "educational", "prompt": "p.yaml", "num_targets": 6, "threshold": 3},
+                    {"name": "toxic", "prompt": "t.yaml", "num_targets": 3, "threshold": 1},
+                ],
+                "aggregate": {"task_names": {}},
+                "evaluate": {
+                    "bootstrap_samples": 100,
+                    "min_language_documents": 10,
+                    "max_length": 64,
+                    "device": "cpu",
+                    "sweep_step": 0.25,
+                },
+            },
+            sort_keys=False,
+        )
+    )
+    return root
+
+
+def test_evaluate_writes_metrics_report_plots_and_pngs(tmp_path: Path, model_dir: Path, monkeypatch) -> None:
+    project = write_project(tmp_path, model_dir)
+    monkeypatch.chdir(project)
+    assert main(["evaluate"]) == 0
+    out = project / "reports" / "evaluate"
+    metrics = json.loads((out / "metrics.json").read_text())
+    report = json.loads((out / "report.json").read_text())
+
+    agreement = metrics["agreement"]["educational"]
+    assert agreement["raters"] == 3 and agreement["documents"] == 48
+    full = report["reliability"]["educational"]["agreement"]
+    assert agreement["krippendorff_alpha_ordinal"] == full["krippendorff_alpha_ordinal"]
+    ci = full["confidence_intervals"]["krippendorff_alpha_ordinal"]
+    assert ci["low"] <= full["krippendorff_alpha_ordinal"] <= ci["high"]
+    assert report["reliability"]["educational"]["per_language"]["de"]["documents"] == 16
+    assert report["annotations"]["annotators"]["educational"]["gamma"]["invalid_by_reason"] == {"null_score": 10}
+
+    classifier = metrics["classifier"]["educational"]
+    assert classifier["documents"] == 24
+    assert set(classifier) >= {"mae", "spearman", "macro_f1", "f1_at_threshold", "label_ceiling_ratio"}
+    ceiling = report["classifier"]["educational"]["label_ceiling"]["cohen_kappa_quadratic"]
+    assert ceiling["mean_annotator_pair"] == full["cohen_kappa_quadratic"]
+    assert set(report["classifier"]["educational"]["binary"]) == {"1", "2", "3", "4", "5"}
+    assert metrics["gold"]["educational"]["alpha"]["documents"] == 16
+    assert metrics["gold"]["educational"]["classifier"]["documents"] == 8
+    assert "toxic" not in metrics["gold"]
+    assert metrics["documents"]["test"] == 24
+    assert metrics["throughput"]["inference_docs_per_s"] > 0
+
+    confusion = json.loads((out / "plots" / "confusion" / "educational.json").read_text())
+    assert len(confusion) == 24 and set(confusion[0]) == {"label", "prediction"}
+    sweep = json.loads((out / "plots" / "threshold_sweep" / "toxic.json").read_text())
+    assert [row["threshold"] for row in sweep] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    distribution = (out / "plots" / "score_distribution" / "educational" / "gamma.csv").read_text().splitlines()
+    assert distribution[0] == "score,count" and len(distribution) == 7
+    assert sum(int(line.split(",")[1]) for line in distribution[1:]) == 48 - 5
+    pngs = sorted(p.name for p in (out / "png").iterdir())
+    for expected in (
+        "educational_score_distributions.png",
+        "educational_agreement_heatmap.png",
+        "educational_confusion_alpha_vs_beta.png",
+        "educational_confusion_classifier.png",
+        "educational_threshold_sweep.png",
+        "educational_confusion_gold_vs_alpha.png",
+        "toxic_score_differences_histogram.png",
+    ):
+        assert expected in pngs
+        assert (out / "png" / expected).read_bytes().startswith(PNG_MAGIC)
+    assert sorted(report["files"]) == report["files"] and len(report["files"]) > 20
+
+    # One annotator: no agreement (with the reason), the classifier is still evaluated.
+    assert main(["evaluate", "--annotations", "data/annotations/alpha", "--output", "reports/one"]) == 0
+    one = json.loads((project / "reports" / "one" / "report.json").read_text())
+    reason = one["reliability"]["educational"]["undefined"]["agreement"]
+    assert "agreement needs at least 2 raters, found 1 (alpha)" in reason
+    assert "agreement" not in json.loads((project / "reports" / "one" / "metrics.json").read_text())
+    ceiling = one["classifier"]["educational"]["label_ceiling"]["cohen_kappa_quadratic"]
+    assert ceiling["ratio"] is None and "fewer than two annotators" in ceiling["undefined"]
+    assert (project / "reports" / "one" / "png" / "educational_score_distributions.png").exists()
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{' '.join(args)}\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.mark.slow
+def test_dvc_repro_metrics_and_plots(tmp_path: Path, model_dir: Path) -> None:
+    project = write_project(tmp_path, model_dir)
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    stage = pipeline["stages"]["evaluate"]
+    (project / "dvc.yaml").write_text(yaml.safe_dump({"plots": pipeline["plots"], "stages": {"evaluate": stage}}))
+    for dep in stage["deps"]:
+        if dep.startswith(("stages/", "src/")):
+            source, target = ROOT / dep, project / dep
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(source, target)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    dvc = str(Path(sys.executable).parent / "dvc")
+    run(["git", "init", "-q"], project, env)
+    run([dvc, "init", "-q"], project, env)
+    run([dvc, "repro", "--single-item", "evaluate"], project, env)
+
+    metrics = json.loads(run([dvc, "metrics", "show", "--json"], project, env).stdout)
+    shown = metrics[""]["data"]["reports/evaluate/metrics.json"]["data"]
+    assert shown["classifier"]["educational"]["documents"] == 24
+
+    plots = json.loads(run([dvc, "plots", "show", "--json"], project, env).stdout)
+    assert "errors" not in plots
+    ids = set(plots["data"])
+    for expected in (
+        "reports/evaluate/plots/confusion/educational.json",
+        "reports/evaluate/plots/threshold_sweep/educational.json",
+        "reports/evaluate/plots/score_distribution/educational/alpha.csv",
+        "reports/evaluate/plots/score_distribution/toxic/gamma.csv",
+    ):
+        assert expected in ids, sorted(ids)
+        spec = plots["data"][expected][0]
+        assert spec["type"] == "vega" and spec["content"]["data"]["values"], expected
+    confusion = plots["data"]["reports/evaluate/plots/confusion/educational.json"][0]["content"]
+    assert len(confusion["data"]["values"]) == 24
+    sweep = plots["data"]["reports/evaluate/plots/threshold_sweep/educational.json"][0]["content"]
+    assert {"precision", "recall", "f1"} <= set(json.dumps(sweep["data"]["values"][0]).replace('"', " ").split())
+    run([dvc, "plots", "show", "-o", "rendered"], project, env)
+    assert (project / "rendered" / "index.html").stat().st_size > 1000

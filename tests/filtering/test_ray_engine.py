@@ -1,0 +1,62 @@
+"""The ray engine on a real local Ray (2 CPUs) gives the local engine's scores and outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mlfilter.filtering.params import RayParams
+from mlfilter.filtering.pipeline import run_filter
+from tests.filtering.conftest import filter_params, read_folder, write_shards
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'mlfilter[ray]')")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def run(params: Any, root: Path) -> dict[str, Any]:
+    return run_filter(params, output=root / "filtered", attributes=root / "scores", task_thresholds={})
+
+
+def test_ray_engine_gives_the_local_scores_and_outputs(
+    tmp_path: Path, model_dir: Path, documents: list[dict[str, Any]], local_ray: None
+) -> None:
+    corpus = tmp_path / "corpus"
+    write_shards(corpus, documents[:5] + documents[30:35], [".jsonl.zst", ".jsonl"])
+    with open(corpus / "part-00001.jsonl", "a", encoding="utf-8") as handle:
+        handle.write("not json\n")
+    params = filter_params(corpus, model_dir)
+
+    local = run(params, tmp_path / "local")
+    on_ray = run(dataclasses.replace(params, engine="ray", ray=RayParams(batch_size=3, actors=1)), tmp_path / "ray")
+
+    assert on_ray["documents"] == local["documents"] == {"in": 11, "kept": 10, "dropped": {"invalid_json": 1}}
+    assert on_ray["tokens"] == local["tokens"]
+    assert on_ray["shards"] == local["shards"]
+    local_out, ray_out = read_folder(tmp_path / "local" / "filtered"), read_folder(tmp_path / "ray" / "filtered")
+    assert list(ray_out) == list(local_out) == ["part-00000.jsonl.zst", "part-00001.jsonl"]
+    for name in local_out:
+        assert [r["id"] for r in ray_out[name]] == [r["id"] for r in local_out[name]]
+        np.testing.assert_allclose(
+            [r["scores"] for r in ray_out[name]], [r["scores"] for r in local_out[name]], atol=1e-4
+        )
+    marker = json.loads((tmp_path / "ray" / "scores" / "_part-00001.jsonl.zst.done").read_text())
+    assert marker["dropped"] == {"invalid_json": 1} and marker["documents"] == 5
+
+    again = run(dataclasses.replace(params, engine="ray"), tmp_path / "ray")
+    assert again["shards"]["reused"] == 2 and again["shards"]["scored"] == 0

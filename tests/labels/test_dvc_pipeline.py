@@ -1,0 +1,119 @@
+"""The aggregate and split stages of the project's dvc.yaml, run by real DVC in a temporary git repo.
+
+A stand-in upstream (annotate stages that copy committed annotation folders, and a committed sample)
+feeds the real stage definitions: changing ``aggregate.method`` must rerun aggregate and split only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.labels.conftest import annotation, write_annotations, write_sample
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.slow
+
+
+def sh(repo: Path, *command: str) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFILTER_PROGRESS": "0"}
+    env["DVC_NO_ANALYTICS"] = "1"
+    result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for folder in ("stages", "src/mlfilter/labels"):
+        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (repo / "params.yaml").write_text(yaml.safe_dump({k: params[k] for k in ("seed", "tasks", "aggregate", "split")}))
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    standin = {
+        "foreach": ["llm-a", "llm-b"],
+        "do": {
+            "cmd": "python -c \"import shutil; shutil.copytree('raw/${item}', 'data/annotations/${item}')\"",
+            "deps": ["raw/${item}"],
+            "params": ["seed"],
+            "outs": ["data/annotations/${item}"],
+        },
+    }
+    dvc_yaml = {"stages": {"annotate": standin, "aggregate": stages["aggregate"], "split": stages["split"]}}
+    (repo / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
+
+    docs = [(f"doc-{i}", f"Text of document {i}.", "en" if i % 3 else "de") for i in range(60)]
+    write_sample(repo / "data" / "sample", docs)
+    (repo / "data" / "gold").mkdir()
+    (repo / "data" / "gold" / "README.md").write_text("Reference annotations go here.\n")
+    write_annotations(
+        repo / "raw", "llm-a", [annotation(d, "llm-a", {"educational": [i % 4]}) for i, (d, _, _) in enumerate(docs)]
+    )
+    write_annotations(repo / "raw", "llm-b", [annotation(d, "llm-b", {"educational": [5]}) for d, _, _ in docs[:50]])
+    sh(repo, "git", "init", "-q")
+    sh(repo, "git", "config", "user.email", "test@example.org")
+    sh(repo, "git", "config", "user.name", "test")
+    sh(repo, "dvc", "init", "-q")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "stand-in upstream")
+    return repo
+
+
+def set_param(repo: Path, section: str, key: str, value: object) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def test_repro_and_method_change_reruns_only_aggregate_and_split(repo: Path) -> None:
+    out = sh(repo, "dvc", "repro")
+    for stage in ("annotate@llm-a", "annotate@llm-b", "aggregate", "split"):
+        assert f"Running stage '{stage}'" in out
+    report = json.loads((repo / "reports" / "aggregate.json").read_text())
+    assert report["documents"] == {
+        "seen": 60,
+        "kept": 60,
+        "dropped": {"majority_tie": 0, "not_annotated": 0, "too_few_valid_scores": 0},
+    }
+    assert report["annotations"]["annotators"].keys() == {"llm-a", "llm-b"}
+    assert (repo / "data" / "splits" / "train.jsonl").exists()
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
+    metrics = sh(repo, "dvc", "metrics", "show")
+    assert "reports/aggregate.json" in metrics and "reports/split.json" in metrics
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "first run")
+    mean_labels = (repo / "data" / "labels" / "labels.jsonl").read_bytes()
+
+    set_param(repo, "aggregate", "method", "max")
+    status = json.loads(sh(repo, "dvc", "status", "--json"))
+    assert set(status) == {"aggregate"}
+    out = sh(repo, "dvc", "repro")
+    assert "Running stage 'aggregate'" in out and "Running stage 'split'" in out
+    assert "Stage 'annotate@llm-a' didn't change, skipping" in out
+    assert "Stage 'annotate@llm-b' didn't change, skipping" in out
+    assert (repo / "data" / "labels" / "labels.jsonl").read_bytes() != mean_labels
+    assert json.loads((repo / "reports" / "aggregate.json").read_text())["method"] == "max"
+    assert "aggregate.method" in sh(repo, "dvc", "params", "diff")
+
+    set_param(repo, "split", "fractions", {"train": 0.5, "val": 0.25, "test": 0.25})
+    out = sh(repo, "dvc", "repro")
+    assert "Running stage 'split'" in out
+    assert "Stage 'aggregate' didn't change, skipping" in out
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
+
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "max, 50/25/25")
+    out = sh(repo, "dvc", "exp", "run", "-S", "aggregate.method=dawid_skene")
+    assert "Running stage 'aggregate'" in out and "Stage 'annotate@llm-a' didn't change, skipping" in out
+    assert json.loads((repo / "reports" / "aggregate.json").read_text())["method"] == "dawid_skene"

@@ -1,0 +1,67 @@
+"""``mlfilter sample`` on the command line, and ``dvc repro sample`` in a fresh repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlfilter.cli import main
+from tests.sampling.helpers import multilingual_warc, read_output
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE_PARAMS = {
+    "sources": [{"type": "warc", "paths": ["data/demo/test.warc.gz"]}],
+    "targets": {"en": 2, "de": 2, "ko": 1},
+    "extractor": "resiliparse",
+    "min_chars": 100,
+    "workers": 1,
+}
+
+
+def write_project(root: Path, sample: dict) -> None:
+    multilingual_warc(root / "data" / "demo" / "test.warc.gz")
+    (root / "params.yaml").write_text(yaml.safe_dump({"seed": 3, "sample": sample}), "utf-8")
+
+
+def test_mlfilter_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_project(tmp_path, SAMPLE_PARAMS)
+    assert main(["sample", "--output", "out", "--report", "report.json", "--workers", "2"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["documents_kept"] == 5 == len(read_output(tmp_path / "out"))
+    write_project(tmp_path, {**SAMPLE_PARAMS, "targets": {"xx": 1}})
+    assert main(["sample", "--output", "out", "--report", "report.json"]) == 2
+    assert "py3langid does not identify xx" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_dvc_repro_sample(tmp_path: Path) -> None:
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text("utf-8"))["stages"]["sample"]
+    (tmp_path / "stages").mkdir()
+    shutil.copy(REPO / "stages" / "sample.py", tmp_path / "stages" / "sample.py")
+    (tmp_path / "src" / "mlfilter" / "sampling").mkdir(parents=True)
+    (tmp_path / "src" / "mlfilter" / "sampling" / "README").write_text("stand-in for the library dependency\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"sample": stage}}), "utf-8")
+    write_project(tmp_path, SAMPLE_PARAMS)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env["MLFILTER_PROGRESS"] = "0"
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "repro", "sample"]):
+        subprocess.run(command, cwd=tmp_path, env=env, check=True, capture_output=True, text=True)
+    report = json.loads((tmp_path / "reports" / "sample.json").read_text())
+    records = report["records"]
+    assert records["seen"] == records["kept"] + sum(records["dropped"].values())
+    assert len(read_output(tmp_path / "data" / "sample")) == records["kept"] == 5
+    metrics = subprocess.run(
+        ["dvc", "metrics", "show", "--json"], cwd=tmp_path, env=env, check=True, capture_output=True, text=True
+    )
+    shown = json.loads(metrics.stdout)[""]["data"]["reports/sample.json"]["data"]
+    assert shown["records"] == records
+    status = subprocess.run(["dvc", "status"], cwd=tmp_path, env=env, check=True, capture_output=True, text=True)
+    assert "up to date" in status.stdout

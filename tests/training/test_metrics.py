@@ -1,0 +1,61 @@
+"""Validation metrics per task, against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from transformers import EvalPrediction
+
+from mlfilter.training.metrics import all_metrics, nested_metrics, trainer_metrics
+from tests.training.conftest import DIGITS, EDUCATIONAL
+
+
+def test_regression_metrics_by_hand() -> None:
+    labels = np.array([[0.0], [1.0], [3.0], [4.0], [math.nan]])
+    scores = np.array([[0.4], [1.6], [2.6], [2.4], [5.0]])
+    metrics = all_metrics(scores, scores, labels, (EDUCATIONAL,), is_regression=True)
+    assert metrics["mae_educational"] == pytest.approx((0.4 + 0.6 + 0.4 + 1.6) / 4)
+    assert metrics["mse_educational"] == pytest.approx((0.16 + 0.36 + 0.16 + 2.56) / 4)
+    # predicted labels 0, 2, 3, 2 against 0, 1, 3, 4
+    assert metrics["accuracy_educational"] == pytest.approx(0.5)
+    # ranks of scores 1,2,4,3 against 1,2,3,4: rho = 1 - 6*2/(4*15)
+    assert metrics["spearman_educational"] == pytest.approx(0.8)
+    # positives (>= 3): truth F,F,T,T; predicted labels F,F,T,F → precision 1, recall 0.5
+    assert metrics["binary_f1_educational"] == pytest.approx(2 / 3)
+    # per class F1: 0 → 1, 1 → 0, 2 → 0, 3 → 1, 4 → 0 → mean 0.4
+    assert metrics["macro_f1_educational"] == pytest.approx(0.4)
+    assert metrics["spearman_mean"] == metrics["spearman_educational"]
+
+
+def test_classification_uses_the_most_probable_class_and_tasks_average() -> None:
+    labels = np.array([[5.0, 0.0], [0.0, 2.0], [2.0, math.nan]])
+    logits = np.full((3, 9), -5.0)
+    for row, (edu, digits) in enumerate([(5, 0), (1, 2), (2, 1)]):
+        logits[row, edu] = 5.0
+        logits[row, 6 + digits] = 5.0
+    scores = np.array([[4.9, 0.1], [1.0, 1.9], [2.0, 1.0]])
+    metrics = all_metrics(scores, logits, labels, (EDUCATIONAL, DIGITS), is_regression=False)
+    assert metrics["accuracy_educational"] == pytest.approx(2 / 3)
+    assert metrics["accuracy_digits"] == pytest.approx(1.0)
+    assert metrics["accuracy_mean"] == pytest.approx(5 / 6)
+    nested = nested_metrics(metrics, (EDUCATIONAL, DIGITS))
+    assert set(nested) == {"educational", "digits", "mean"}
+    assert nested["digits"]["accuracy"] == 1.0
+
+
+def test_trainer_metrics_read_logits_and_scores() -> None:
+    compute = trainer_metrics((EDUCATIONAL,), is_regression=True)
+    scores = np.array([[0.0], [1.0], [4.0]])
+    result = compute(EvalPrediction(predictions=(scores, scores), label_ids=np.array([[0.0], [1.0], [4.0]])))
+    assert result["mae_educational"] == 0.0 and result["spearman_educational"] == pytest.approx(1.0)
+    assert result["binary_f1_educational"] == 1.0
+
+
+def test_a_task_without_labels_reports_nan() -> None:
+    labels = np.array([[1.0, math.nan], [2.0, math.nan]])
+    scores = np.array([[1.0, 1.0], [2.0, 1.0]])
+    metrics = all_metrics(scores, scores, labels, (EDUCATIONAL, DIGITS), is_regression=True)
+    assert math.isnan(metrics["mae_digits"])
+    assert metrics["mae_mean"] == 0.0

@@ -31,14 +31,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(prog="mlfilter", description=__doc__.splitlines()[0])
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser listing every subcommand; only ``selected`` gets its options (and its imports)."""
+    parser = argparse.ArgumentParser(
+        prog="mlfilter", description="Build machine-learning quality filters for LLM pretraining data."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.set_defaults(_module=module_name, _parser=command)
-        _module(module_name).add_arguments(command)
+        if name == selected:
+            _module(module_name).add_arguments(command)
     return parser
 
 
@@ -48,7 +51,9 @@ def _module(name: str):  # type: ignore[no-untyped-def]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mlfilter`` command line; user errors print one line and exit with status 2."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    selected = arguments[0] if arguments and arguments[0] in COMMANDS else None
+    args = build_parser(selected).parse_args(arguments)
     try:
         return int(_module(args._module).run(args) or 0)
     except (MlfilterError, FileNotFoundError) as exc:

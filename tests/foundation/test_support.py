@@ -70,6 +70,11 @@ def test_embedded_models_resolve_to_installed_files() -> None:
         resolve_model("embedded:nope")
 
 
-def test_cli_help_lists_commands() -> None:
+def test_cli_help_lists_every_command_and_each_command_has_help() -> None:
+    from mlfilter.cli import COMMANDS
+
     run = subprocess.run([sys.executable, "-m", "mlfilter.cli", "--help"], capture_output=True, text=True, check=True)
-    assert "params" in run.stdout
+    for name in COMMANDS:
+        assert name in run.stdout
+        usage = subprocess.run([sys.executable, "-m", "mlfilter.cli", name, "--help"], capture_output=True, text=True)
+        assert usage.returncode == 0 and f"usage: mlfilter {name}" in usage.stdout, usage.stderr

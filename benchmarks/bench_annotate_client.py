@@ -178,8 +178,8 @@ def main() -> None:
         cpu_ms = next(1000 * r[4] / r[2] for r in rows if r[0] == name)
         verdict = "PASS" if rate >= target and cpu_ms <= 1.0 else "FAIL"
         print(
-            f"{name}: {rate / base:.1f}x the baseline's requests/s; target >= {target:.0f} req/s and <= 1 ms CPU/req: "
-            f"{verdict}"
+            f"{name}: {rate / base:.1f}x the baseline's requests/s; the client's target (>= {target:.0f} req/s, "
+            f"<= 1 ms CPU/req): {verdict}"
         )
 
 

@@ -52,8 +52,12 @@ def timed_run(
     train: LabeledData, val: LabeledData, scratch: Path, name: str, **overrides: object
 ) -> tuple[float, dict]:
     """Wall seconds of one full training run (model load, embedding or encoding, training, saving)."""
-    values = {"early_stopping_patience": 0, "logging_steps": 10, "embedding_cache_dir": str(scratch / "embeddings"),
-              "checkpoint_dir": str(scratch / "checkpoints")}  # fmt: skip
+    values = {
+        "early_stopping_patience": 0,
+        "logging_steps": 10,
+        "embedding_cache_dir": str(scratch / "embeddings"),
+        "checkpoint_dir": str(scratch / "checkpoints"),
+    }
     values.update(overrides)
     params = TrainingParams(**values)
     start = time.perf_counter()
@@ -74,8 +78,10 @@ def main() -> None:
         raise SystemExit(f"data not found: {args.path} (pass the path of fineweb-edu-llama3-annotations-1000.jsonl)")
     hf_logging.set_verbosity_error()
     train, val = load(args.path, args.docs)
-    print(f"data: {args.path.name}, {len(train)} train + {len(val)} val documents, max_length {args.max_length}, "
-          f"{args.epochs} epochs, all-MiniLM-L6-v2 frozen, batch 32, CPU threads {os.cpu_count()}")  # fmt: skip
+    print(
+        f"data: {args.path.name}, {len(train)} train + {len(val)} val documents, max_length {args.max_length}, "
+        f"{args.epochs} epochs, all-MiniLM-L6-v2 frozen, batch 32, CPU threads {os.cpu_count()}"
+    )
     common = {"max_length": args.max_length, "num_epochs": args.epochs, "learning_rate": 3e-3}
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
@@ -83,10 +89,14 @@ def main() -> None:
         warm, warm_summary = timed_run(train, val, scratch, "fast-warm", **common)
         slow, slow_summary = timed_run(train, val, scratch, "reencode", frozen_fast_path=False, **common)
         embedding = cold_summary["throughput"]["embedding"]
-        print(f"frozen fast path, cold cache : {cold:8.2f} s  (embedding {embedding['seconds']:.2f} s at "
-              f"{embedding['docs_per_second']:.1f} docs/s, {embedding['tokens_per_second']:.0f} tokens/s)")  # fmt: skip
-        print(f"frozen fast path, warm cache : {warm:8.2f} s  (embedding cache hits: "
-              f"{warm_summary['throughput']['embedding']['cache_hits']})")  # fmt: skip
+        print(
+            f"frozen fast path, cold cache : {cold:8.2f} s  (embedding {embedding['seconds']:.2f} s at "
+            f"{embedding['docs_per_second']:.1f} docs/s, {embedding['tokens_per_second']:.0f} tokens/s)"
+        )
+        print(
+            f"frozen fast path, warm cache : {warm:8.2f} s  (embedding cache hits: "
+            f"{warm_summary['throughput']['embedding']['cache_hits']})"
+        )
         print(f"re-encoding every epoch      : {slow:8.2f} s")
         print(f"speed-up, cold cache         : {slow / cold:8.2f}x")
         print(f"speed-up, warm cache         : {slow / warm:8.2f}x")
@@ -95,9 +105,16 @@ def main() -> None:
         print(f"val metrics, fast path       : {same}")
         print(f"val metrics, re-encoding     : {other}")
         _, tuned = timed_run(
-            train, val, scratch, "finetune", max_length=args.max_length, num_epochs=1, learning_rate=3e-5,
-            freeze_base_model_parameters=False, batch_size=16,
-        )  # fmt: skip
+            train,
+            val,
+            scratch,
+            "finetune",
+            max_length=args.max_length,
+            num_epochs=1,
+            learning_rate=3e-5,
+            freeze_base_model_parameters=False,
+            batch_size=16,
+        )
         rate = tuned["throughput"]["train_docs_per_second"]
         print(
             f"full fine-tuning, 1 epoch    : {rate:8.2f} samples/s (batch 16, max_length {args.max_length}, fp32 CPU)"

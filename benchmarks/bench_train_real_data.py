@@ -13,7 +13,7 @@ was selected on. Contenders:
 Metrics as the train stage computes them: Spearman of the scores, and F1 of "predicted label ≥ 3"
 (rounded regression score) against "label ≥ 3".
 
-    python benchmarks/bench_train_real_data.py [PATH] [--max-length 512] [--fine-tune-epochs 3]
+    python benchmarks/bench_train_real_data.py [PATH] [--max-length 512] [--fine-tune-epochs 4]
 """
 
 from __future__ import annotations
@@ -62,9 +62,11 @@ def split(path: Path, seed: int) -> tuple[LabeledData, LabeledData, LabeledData]
 
     def part(ids: np.ndarray) -> LabeledData:
         return LabeledData(
-            texts=[rows[i]["text"] for i in ids], labels=labels[ids, None], ids=[rows[i]["id"] for i in ids],
+            texts=[rows[i]["text"] for i in ids],
+            labels=labels[ids, None],
+            ids=[rows[i]["id"] for i in ids],
             files=[str(path)],
-        )  # fmt: skip
+        )
 
     return part(train), part(val), part(held_out)
 
@@ -107,9 +109,14 @@ def ours(
     values.update(overrides)
     params = TrainingParams(**values)
     result = train_annotator(
-        train, val, params=params, tasks=(TASK,), seed=seed, output_dir=scratch / name,
+        train,
+        val,
+        params=params,
+        tasks=(TASK,),
+        seed=seed,
+        output_dir=scratch / name,
         live_dir=scratch / f"live-{name}",
-    )  # fmt: skip
+    )
     scores = score_texts(scratch / name, held_out.texts, params.max_length, scratch / "embeddings")
     return scores, result.summary
 
@@ -119,17 +126,20 @@ def main() -> None:
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_DATA, help="FineWeb-Edu annotations JSONL")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--max-length", type=int, default=512, help="tokens per document for the frozen model")
-    parser.add_argument("--fine-tune-epochs", type=int, default=3, help="0 skips full fine-tuning")
+    parser.add_argument("--fine-tune-epochs", type=int, default=4, help="0 skips full fine-tuning")
     parser.add_argument("--fine-tune-max-length", type=int, default=256)
+    parser.add_argument("--fine-tune-lr", type=float, default=1e-4)
     args = parser.parse_args()
     if not args.path.exists():
         raise SystemExit(f"data not found: {args.path} (pass the path of fineweb-edu-llama3-annotations-1000.jsonl)")
     hf_logging.set_verbosity_error()
     data = split(args.path, args.seed)
     train, val, held_out = data
-    print(f"data: {args.path.name}; split seed {args.seed}, stratified by score: {len(train)} train, {len(val)} val "
-          f"(selection), {len(held_out)} held out (reported); positives (score >= 3) held out: "
-          f"{int((held_out.labels >= 3).sum())}")  # fmt: skip
+    print(
+        f"data: {args.path.name}; split seed {args.seed}, stratified by score: {len(train)} train, {len(val)} val "
+        f"(selection), {len(held_out)} held out (reported); positives (score >= 3) held out: "
+        f"{int((held_out.labels >= 3).sum())}"
+    )
     rows: list[tuple[str, dict[str, float], str, float]] = []
     start = time.perf_counter()
     baseline, chosen = tfidf_ridge(train, val, held_out)
@@ -140,24 +150,41 @@ def main() -> None:
         scratch = Path(tmp)
         start = time.perf_counter()
         frozen, summary = ours(
-            "frozen", data, scratch, args.seed, max_length=args.max_length, num_epochs=30, learning_rate=3e-3,
+            "frozen",
+            data,
+            scratch,
+            args.seed,
+            max_length=args.max_length,
+            num_epochs=30,
+            learning_rate=3e-3,
             early_stopping_patience=0,
-        )  # fmt: skip
-        rows.append((f"ours: MiniLM frozen, mean pool, linear head, {args.max_length} tok", metrics(frozen, held_out),
-                     f"best at step {summary['best']['global_step']}", time.perf_counter() - start))  # fmt: skip
+        )
+        label = f"ours: MiniLM frozen, mean pool, linear head, {args.max_length} tok"
+        note = f"best at step {summary['best']['global_step']}"
+        rows.append((label, metrics(frozen, held_out), note, time.perf_counter() - start))
         if args.fine_tune_epochs:
             start = time.perf_counter()
             tuned, summary = ours(
-                "fine-tuned", data, scratch, args.seed, freeze_base_model_parameters=False,
-                max_length=args.fine_tune_max_length, num_epochs=args.fine_tune_epochs, learning_rate=5e-5,
-                batch_size=16, early_stopping_patience=0,
-            )  # fmt: skip
-            rows.append((f"ours: MiniLM fine-tuned, {args.fine_tune_epochs} epochs, {args.fine_tune_max_length} tok",
-                         metrics(tuned, held_out), f"best step {summary['best']['global_step']}",
-                         time.perf_counter() - start))  # fmt: skip
-    print(f"{'model':58s} " + " ".join(f"{m:>9s}" for m in SHOWN) + "   seconds  selection")
+                "fine-tuned",
+                data,
+                scratch,
+                args.seed,
+                freeze_base_model_parameters=False,
+                max_length=args.fine_tune_max_length,
+                num_epochs=args.fine_tune_epochs,
+                learning_rate=args.fine_tune_lr,
+                batch_size=16,
+                early_stopping_patience=0,
+            )
+            label = (
+                f"ours: MiniLM fine-tuned, {args.fine_tune_epochs} ep, lr {args.fine_tune_lr:g}, "
+                f"{args.fine_tune_max_length} tok"
+            )
+            note = f"best at step {summary['best']['global_step']}"
+            rows.append((label, metrics(tuned, held_out), note, time.perf_counter() - start))
+    print(f"{'model':62s} " + " ".join(f"{m:>9s}" for m in SHOWN) + "   seconds  selection")
     for name, values, note, seconds in rows:
-        print(f"{name:58s} " + " ".join(f"{values[m]:9.4f}" for m in SHOWN) + f" {seconds:9.1f}  {note}")
+        print(f"{name:62s} " + " ".join(f"{values[m]:9.4f}" for m in SHOWN) + f" {seconds:9.1f}  {note}")
     base = rows[0][1]
     for name, values, _, _ in rows[1:]:
         verdict = ", ".join(

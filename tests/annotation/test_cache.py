@@ -68,8 +68,11 @@ def test_results_count_as_done_only_once_committed(cache_file: Path) -> None:
     assert len(observer) == 10
 
 
-def test_cache_path_from_env(monkeypatch, tmp_path: Path) -> None:
+def test_cache_path_from_params_env_and_experiments(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.delenv("MLFILTER_CACHE", raising=False)
-    assert cache_path("x/y.sqlite") == Path("x/y.sqlite")
+    assert cache_path("x/y.sqlite", tmp_path) == tmp_path.resolve() / "x/y.sqlite"
+    experiment = tmp_path / ".dvc" / "tmp" / "exps" / "tmpab12cd"
+    experiment.mkdir(parents=True)
+    assert cache_path("x/y.sqlite", experiment) == tmp_path.resolve() / "x/y.sqlite"
     monkeypatch.setenv("MLFILTER_CACHE", str(tmp_path / "env.sqlite"))
-    assert cache_path("x/y.sqlite") == tmp_path / "env.sqlite"
+    assert cache_path("x/y.sqlite", experiment) == tmp_path / "env.sqlite"

@@ -119,3 +119,16 @@ def test_a_new_prompt_for_one_annotator_reruns_only_it_and_what_follows(repo: Pa
         assert json.loads(dvc(repo, server, "status", "--json")) == {}
         metrics = (repo / "reports" / "annotate" / "alpha.json").read_text()
         assert SECRET not in metrics and server.url not in metrics
+
+
+@pytest.mark.slow
+def test_a_temp_experiment_shares_the_request_cache(repo: Path) -> None:
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    with FakeOpenAIServer() as server:
+        dvc(repo, server, "repro")
+        subprocess.run([*git, "add", "-A"], cwd=repo, check=True, capture_output=True)
+        subprocess.run([*git, "commit", "-qm", "baseline"], cwd=repo, check=True, capture_output=True)
+        server.reset_counts()
+        output = dvc(repo, server, "exp", "run", "--temp", "-S", "annotate.annotators.beta.backoff_initial_s=0.02")
+        assert "Running stage 'annotate@beta'" in output
+        assert server.request_count == 0, "the experiment's copy of the project reads the project's cache"

@@ -62,9 +62,9 @@ def send_all(
     ],
 )
 def test_each_fault_is_retried_then_reported_by_kind(fault: str, kind: str) -> None:
-    faults = Faults(rate=1.0, kinds=(fault,), retry_after="0.01", slow_s=1.0)
+    faults = Faults(rate=1.0, kinds=(fault,), retry_after="0.01", slow_s=1.5)
     with FakeOpenAIServer(faults=faults) as server:
-        results, client = send_all([server.url], 2, max_retries=2, timeout_s=0.3)
+        results, client = send_all([server.url], 2, max_retries=2, timeout_s=0.6)
         assert server.request_count == 6, "one attempt and two retries per request"
     assert all(isinstance(r, RequestFailed) and r.kind == kind for r in results)
     assert client.stats.retries == {kind: 4}
@@ -73,10 +73,10 @@ def test_each_fault_is_retried_then_reported_by_kind(fault: str, kind: str) -> N
 
 def test_transient_faults_are_overcome_by_retries() -> None:
     faults = Faults(
-        rate=0.5, kinds=("http_500", "http_429", "drop", "malformed", "slow"), retry_after="0.01", slow_s=1.0
+        rate=0.5, kinds=("http_500", "http_429", "drop", "malformed", "slow"), retry_after="0.01", slow_s=1.5
     )
     with FakeOpenAIServer(faults=faults) as server:
-        results, client = send_all([server.url], 60, max_retries=12, timeout_s=0.3)
+        results, client = send_all([server.url], 60, max_retries=20, timeout_s=0.6)
         injected = sum(server.fault_counts().values())
     assert all(isinstance(r, dict) and r["text"] for r in results)
     assert sum(client.stats.retries.values()) == injected > 10

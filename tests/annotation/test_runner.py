@@ -115,10 +115,10 @@ def test_a_rerun_sends_nothing_and_writes_the_same_bytes(
 
 
 def test_under_30_percent_faults_every_document_ends_annotated(tmp_path: Path, cache_file: Path, monkeypatch) -> None:
-    faults = Faults(rate=0.3, retry_after="0.02", slow_s=1.0, seed=3)
+    faults = Faults(rate=0.3, retry_after="0.02", slow_s=1.5, seed=3)
     with FakeOpenAIServer(faults=faults) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
-        records, report = run(server, tmp_path, cache_file, tasks=(EDUCATIONAL, ADULT), timeout_s=0.3, max_retries=15)
+        records, report = run(server, tmp_path, cache_file, tasks=(EDUCATIONAL, ADULT), timeout_s=0.6, max_retries=15)
         injected = server.fault_counts()
     assert set(injected) == set(TRANSIENT) | {"no_score", "out_of_range"}
     assert [r["id"] for r in records] == [doc.id for _, doc in read_documents([str(DOCUMENTS)])]
@@ -142,11 +142,11 @@ def test_under_30_percent_faults_every_document_ends_annotated(tmp_path: Path, c
 def test_requests_that_fail_for_good_are_recorded_and_retried_on_rerun(
     tmp_path: Path, cache_file: Path, monkeypatch
 ) -> None:
-    faults = Faults(rate=0.3, kinds=TRANSIENT, retry_after="0.01", slow_s=1.0, seed=5)
+    faults = Faults(rate=0.3, kinds=TRANSIENT, retry_after="0.01", slow_s=1.5, seed=5)
     with FakeOpenAIServer(faults=faults) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
         with pytest.raises(MlfilterError, match=r"requests failed .*more than max_failed_fraction 0\.01"):
-            run(server, tmp_path, cache_file, timeout_s=0.3, max_retries=0)
+            run(server, tmp_path, cache_file, timeout_s=0.6, max_retries=0)
         report = json.loads((tmp_path / "a.json").read_text())
         records = read_output(tmp_path / "out" / "a")
     failed = [s for r in records for s in r["status"]["educational"] if s.startswith("request_failed:")]

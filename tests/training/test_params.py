@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from mlfilter.params import ParamsError, load_section
 from mlfilter.training.params import TrainingParams, greater_is_better, metric_key
+from mlfilter.training.trainer import resolve_precision
 
 
 def test_learning_rate_written_by_dvc_exp_run_loads_as_float(tmp_path: Path) -> None:
@@ -54,10 +56,6 @@ def test_best_metric_names() -> None:
 
 
 def test_precision_auto_is_fp32_on_cpu_and_fp16_needs_a_gpu() -> None:
-    import torch
-
-    from mlfilter.training.trainer import resolve_precision
-
     if torch.cuda.is_available():
         assert resolve_precision("auto") in ("bf16", "fp16")
     else:

@@ -14,8 +14,10 @@ from ruamel.yaml import YAML
 from transformers import AutoModel, AutoTokenizer, Trainer
 
 from mlfilter.modeling import AnnotatorModel
+from mlfilter.params import load_section
 from mlfilter.training.data import read_labeled
 from mlfilter.training.frozen import Embedder
+from mlfilter.training.metrics import all_metrics
 from mlfilter.training.run import load_base, train_annotator, train_from_files
 from tests.training.conftest import DIGITS, EDUCATIONAL
 
@@ -31,9 +33,14 @@ def _predict(model_dir: Path, texts: list[str], max_length: int = 64) -> torch.T
 def test_regression_on_the_fast_path_writes_model_card_and_dvclive(tmp_path: Path, splits, tiny_params) -> None:
     train_path, val_path = splits(1)
     result = train_from_files(
-        str(train_path), str(val_path), params=tiny_params(), tasks=(EDUCATIONAL,), seed=42,
-        output_dir=tmp_path / "models" / "final", live_dir=tmp_path / "reports" / "train",
-    )  # fmt: skip
+        str(train_path),
+        str(val_path),
+        params=tiny_params(),
+        tasks=(EDUCATIONAL,),
+        seed=42,
+        output_dir=tmp_path / "models" / "final",
+        live_dir=tmp_path / "reports" / "train",
+    )
     final = tmp_path / "models" / "final"
     names = {p.name for p in final.iterdir()}
     assert {"model.safetensors", "config.json", "tokenizer.json", "README.md"} <= names
@@ -55,14 +62,17 @@ def test_regression_on_the_fast_path_writes_model_card_and_dvclive(tmp_path: Pat
     assert not (tmp_path / "reports" / "train" / "dvc.yaml").exists()
 
     card = (final / "README.md").read_text()
-    for expected in ("base_model: sentence-transformers/all-MiniLM-L6-v2", "| educational | 0–5 | 3 |",
-                     "| train | 30 | none |", "AnnotatorModel.from_pretrained", "learning_rate: 0.005"):  # fmt: skip
+    for expected in (
+        "base_model: sentence-transformers/all-MiniLM-L6-v2",
+        "| educational | 0–5 | 3 |",
+        "| train | 30 | none | `",
+        "AnnotatorModel.from_pretrained",
+        "learning_rate: 0.005",
+    ):
         assert expected in card
 
     val = read_labeled(str(val_path), (EDUCATIONAL,))
     scores = _predict(final, val.texts).numpy()[:, 0]
-    from mlfilter.training.metrics import all_metrics
-
     recomputed = all_metrics(scores[:, None], scores[:, None], val.labels.astype(float), (EDUCATIONAL,), True)
     assert recomputed["mae_educational"] == pytest.approx(result.val_metrics["mae_educational"], abs=1e-5)
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
@@ -71,15 +81,26 @@ def test_regression_on_the_fast_path_writes_model_card_and_dvclive(tmp_path: Pat
 def test_two_task_classification_fine_tunes_the_encoder(tmp_path: Path, splits, tiny_params) -> None:
     train_path, val_path = splits(2)
     params = tiny_params(
-        freeze_base_model_parameters=False, is_regression=False, num_epochs=1, learning_rate=1e-4,
-        head_hidden_size=16, classifier_dropout=0.1, best_metric="macro_f1_mean",
-    )  # fmt: skip
+        freeze_base_model_parameters=False,
+        is_regression=False,
+        num_epochs=1,
+        learning_rate=1e-4,
+        head_hidden_size=16,
+        classifier_dropout=0.1,
+        best_metric="macro_f1_mean",
+    )
     before = load_base(params, (EDUCATIONAL, DIGITS))[0].encoder.state_dict()
     result = train_from_files(
-        str(train_path), str(val_path), params=params, tasks=(EDUCATIONAL, DIGITS), seed=1,
-        output_dir=tmp_path / "final", live_dir=tmp_path / "live",
-    )  # fmt: skip
+        str(train_path),
+        str(val_path),
+        params=params,
+        tasks=(EDUCATIONAL, DIGITS),
+        seed=1,
+        output_dir=tmp_path / "final",
+        live_dir=tmp_path / "live",
+    )
     assert result.path == "trainer"
+    assert result.summary["throughput"]["train_tokens_per_second"] > 0
     model = AnnotatorModel.from_pretrained(tmp_path / "final")
     assert model.config.task_names == ["educational", "digits"] and model.config.num_targets_per_task == [6, 3]
     assert model.config.thresholds == [3.0, 1.0] and not model.config.is_regression
@@ -103,9 +124,14 @@ def test_fast_path_matches_the_full_model_with_a_frozen_base(tmp_path: Path, spl
     for name, fast in (("fast", True), ("trainer", False)):
         params = tiny_params(frozen_fast_path=fast, group_by_length=False, head_hidden_size=8)
         runs[name] = train_annotator(
-            train, val, params=params, tasks=(EDUCATIONAL, DIGITS), seed=7,
-            output_dir=tmp_path / name, live_dir=tmp_path / f"live-{name}",
-        )  # fmt: skip
+            train,
+            val,
+            params=params,
+            tasks=(EDUCATIONAL, DIGITS),
+            seed=7,
+            output_dir=tmp_path / name,
+            live_dir=tmp_path / f"live-{name}",
+        )
     assert runs["fast"].path == "frozen_embeddings" and runs["trainer"].path == "trainer"
     fast, full = _predict(tmp_path / "fast", val.texts), _predict(tmp_path / "trainer", val.texts)
     assert torch.allclose(fast, full, atol=1e-4), (fast - full).abs().max()
@@ -115,8 +141,9 @@ def test_fast_path_matches_the_full_model_with_a_frozen_base(tmp_path: Path, spl
     # The heads applied to cached embeddings give what a forward pass of the saved model gives.
     model = AnnotatorModel.from_pretrained(tmp_path / "fast").eval()
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "fast")
-    embedder = Embedder(model, tokenizer, cache_dir=tmp_path / "embeddings", max_length=64, batch_size=4,
-                        precision="fp32")  # fmt: skip
+    embedder = Embedder(
+        model, tokenizer, cache_dir=tmp_path / "embeddings", max_length=64, batch_size=4, precision="fp32"
+    )
     embeddings, stats = embedder.embed(val.texts)
     assert stats.cached == len(val.texts) and stats.embedded == 0
     with torch.no_grad():
@@ -125,8 +152,6 @@ def test_fast_path_matches_the_full_model_with_a_frozen_base(tmp_path: Path, spl
 
 
 def test_learning_rate_from_dvc_exp_run_style_params_reaches_the_optimizer(tmp_path: Path, splits) -> None:
-    from mlfilter.params import load_section
-
     train_path, val_path = splits(1)
     rates = {}
     for written in ("2e-05", "0.003"):
@@ -140,9 +165,14 @@ def test_learning_rate_from_dvc_exp_run_style_params_reaches_the_optimizer(tmp_p
             assert yaml.safe_load(params_file.read_text())["training"]["learning_rate"] == written
         live = tmp_path / f"live-{written}"
         result = train_from_files(
-            str(train_path), str(val_path), params=load_section("training", params_file), tasks=(EDUCATIONAL,),
-            seed=42, output_dir=tmp_path / f"final-{written}", live_dir=live,
-        )  # fmt: skip
+            str(train_path),
+            str(val_path),
+            params=load_section("training", params_file),
+            tasks=(EDUCATIONAL,),
+            seed=42,
+            output_dir=tmp_path / f"final-{written}",
+            live_dir=live,
+        )
         rates[written] = result.initial_learning_rates
         logged = YAML(typ="safe").load((live / "params.yaml").read_text())  # YAML 1.2, as DVC reads it
         assert logged["learning_rate"] == float(written)
@@ -157,8 +187,9 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(
     train = read_labeled(str(train_path), (EDUCATIONAL,))
     val = read_labeled(str(val_path), (EDUCATIONAL,))
     params = tiny_params(num_epochs=3)
-    complete = train_annotator(train, val, params=params, tasks=(EDUCATIONAL,), seed=3, output_dir=tmp_path / "a",
-                               live_dir=tmp_path / "live-a")  # fmt: skip
+    complete = train_annotator(
+        train, val, params=params, tasks=(EDUCATIONAL,), seed=3, output_dir=tmp_path / "a", live_dir=tmp_path / "live-a"
+    )
     assert not complete.resumed and not any((tmp_path / "checkpoints").iterdir())
 
     evaluate = Trainer.evaluate
@@ -172,15 +203,23 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(
 
     monkeypatch.setattr(Trainer, "evaluate", crash_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train_annotator(train, val, params=params, tasks=(EDUCATIONAL,), seed=3, output_dir=tmp_path / "b",
-                        live_dir=tmp_path / "live-b")  # fmt: skip
+        train_annotator(
+            train,
+            val,
+            params=params,
+            tasks=(EDUCATIONAL,),
+            seed=3,
+            output_dir=tmp_path / "b",
+            live_dir=tmp_path / "live-b",
+        )
     monkeypatch.setattr(Trainer, "evaluate", evaluate)
     assert not (tmp_path / "b").exists()
     (run_dir,) = (tmp_path / "checkpoints").iterdir()
     assert [p.name for p in run_dir.glob("checkpoint-*")] == [f"checkpoint-{math.ceil(len(train) / params.batch_size)}"]
 
-    resumed = train_annotator(train, val, params=params, tasks=(EDUCATIONAL,), seed=3, output_dir=tmp_path / "b",
-                              live_dir=tmp_path / "live-b")  # fmt: skip
+    resumed = train_annotator(
+        train, val, params=params, tasks=(EDUCATIONAL,), seed=3, output_dir=tmp_path / "b", live_dir=tmp_path / "live-b"
+    )
     assert resumed.resumed
     assert resumed.val_metrics == pytest.approx(complete.val_metrics, abs=1e-6)
     assert torch.allclose(_predict(tmp_path / "a", val.texts), _predict(tmp_path / "b", val.texts), atol=1e-6)
@@ -191,8 +230,9 @@ def test_embedding_cache_embeds_each_text_once_per_encoder(tmp_path: Path, tiny_
     model, tokenizer = load_base(params, (EDUCATIONAL,))
 
     def embedder(max_length: int = 64) -> Embedder:  # a fresh one reads the cache folder anew
-        return Embedder(model, tokenizer, cache_dir=tmp_path / "cache", max_length=max_length, batch_size=3,
-                        precision="fp32")  # fmt: skip
+        return Embedder(
+            model, tokenizer, cache_dir=tmp_path / "cache", max_length=max_length, batch_size=3, precision="fp32"
+        )
 
     texts = ["a first text", "a second, somewhat longer text", "third", "a first text"]
     first, stats = embedder().embed(texts)
@@ -217,8 +257,13 @@ def test_early_stopping_ends_training_when_val_stops_improving(tmp_path: Path, s
     train_path, val_path = splits(1)
     params = tiny_params(num_epochs=6, learning_rate=1e-12, early_stopping_patience=1, best_metric="mae_educational")
     result = train_from_files(
-        str(train_path), str(val_path), params=params, tasks=(EDUCATIONAL,), seed=42,
-        output_dir=tmp_path / "final", live_dir=tmp_path / "live",
-    )  # fmt: skip
+        str(train_path),
+        str(val_path),
+        params=params,
+        tasks=(EDUCATIONAL,),
+        seed=42,
+        output_dir=tmp_path / "final",
+        live_dir=tmp_path / "live",
+    )
     assert result.summary["best"]["epochs_run"] == 2  # epoch 2 did not beat epoch 1: stop
     assert result.summary["best"]["metric"] == "mae_educational"

@@ -37,9 +37,22 @@ CREATE TABLE IF NOT EXISTS results (
 _CHUNK = 500
 
 
-def cache_path(configured: str | None) -> Path:
-    """The cache file: ``$MLFILTER_CACHE`` if set, else the configured path, else the default."""
-    return Path(os.environ.get(CACHE_ENV) or configured or DEFAULT_CACHE)
+def cache_path(configured: str | None, cwd: str | os.PathLike[str] | None = None) -> Path:
+    """The cache file: ``$MLFILTER_CACHE`` if set, else the configured path, else the default.
+
+    A relative path is taken from the project root. ``dvc exp run --temp`` and queued experiments run
+    in a copy of the project under ``<root>/.dvc/tmp/exps/``; their cache is the project's own, so
+    experiments share finished requests with the workspace and with each other.
+    """
+    path = Path(os.environ.get(CACHE_ENV) or configured or DEFAULT_CACHE)
+    if path.is_absolute():
+        return path
+    here = Path(cwd or os.getcwd()).resolve()
+    parts = here.parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i]) / path
+    return here / path
 
 
 class RequestCache:
@@ -123,9 +136,12 @@ class BatchedCommitter:
         self._wake = asyncio.Event()
         self._closed = False
         self.commits = 0
+        self.error: BaseException | None = None
 
     def add(self, key: str, value: bytes) -> None:
-        """Queue one serialized result for the next commit."""
+        """Queue one serialized result for the next commit; raises once a commit has failed."""
+        if self.error is not None:
+            raise MlfilterError(f"{self._cache.path}: writing to the request cache failed: {self.error}")
         self._pending.append((key, value))
         if len(self._pending) >= self._max_batch:
             self._wake.set()
@@ -140,7 +156,11 @@ class BatchedCommitter:
                 self._wake.clear()
             batch, self._pending = self._pending, []
             if batch:
-                await loop.run_in_executor(self._executor, self._cache.put_many, batch)
+                try:
+                    await loop.run_in_executor(self._executor, self._cache.put_many, batch)
+                except Exception as exc:
+                    self.error = exc
+                    raise
                 self.commits += 1
                 self._on_commit([key for key, _ in batch])
             if self._closed and not self._pending:

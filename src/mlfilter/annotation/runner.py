@@ -42,6 +42,8 @@ from mlfilter.reports import Stopwatch, write_report
 log = logging.getLogger(__name__)
 
 _DOCS_PER_CHUNK = 64
+#: One generation as a record holds it: score, status, reply, distribution, label mass.
+Generation = tuple[float | None, str, str | None, list[float] | None, float | None]
 _PROGRESS_LOG_S = 30.0
 
 
@@ -334,9 +336,11 @@ class AnnotationRun:
                     task.cancel()
                 await asyncio.gather(*tasks, watch_task, return_exceptions=True)
                 committer.close()
-                await commit_task
+                await asyncio.gather(commit_task, return_exceptions=True)
                 committer.shutdown()
                 reader.close()
+        if committer.error is not None:
+            raise MlfilterError(f"{self.cache_file}: writing to the request cache failed: {committer.error}")
         self.report.retries.update(client.stats.retries)
         self.report.failures.update(client.stats.failures)
         self.report.latencies.extend(client.stats.latencies)
@@ -357,71 +361,59 @@ class AnnotationRun:
 
     # -- output ----------------------------------------------------------------------------------
 
+    def _generation(
+        self, request: PreparedRequest, result: dict[str, Any] | None, setup: TaskSetup, prefix: str
+    ) -> Generation:
+        """``(score, status, reply, distribution, label mass)`` of one generation from its cached result."""
+        if result is None:
+            kind = self.failures.get(request.key)
+            if kind is None:
+                raise MlfilterError(f"request {request.key} has neither a cached result nor a failure")
+            return None, request_failed(kind), None, None, None
+        if request.key in self.sent_keys:
+            self.sent_keys.discard(request.key)
+            self.report.tokens["sent_prompt"] += result["prompt_tokens"]
+            self.report.tokens["sent_completion"] += result["completion_tokens"]
+        reply = result["text"]
+        if self.params.score_mode == "generate":
+            score, status = setup.parser.parse(prefix + reply)
+            return score, status, reply, None, None
+        read = logprob_score((tuple(t) for t in result["top_logprobs"] or ()), setup.prompt.labels)
+        if read is None:
+            return None, PARSE_ERROR, reply, None, None
+        return read.expected, OK, reply, list(read.distribution), read.label_mass
+
     def _record(self, plan: DocumentPlan, results: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+        """The annotation record of one document (the data contract of DESIGN.md)."""
         logprobs = self.params.score_mode == "logprobs"
-        record: dict[str, Any] = {
-            "id": plan.doc_id,
-            "annotator": self.annotator.name,
-            "model": self.params.model,
-            "prompt": {},
-            "scores": {},
-            "status": {},
-            "replies": {},
-        }
-        if logprobs:
-            record["distribution"] = {}
-            record["label_mass"] = {}
+        fields = ["prompt", "scores", "status", "replies", *(["distribution", "label_mass"] if logprobs else [])]
+        record: dict[str, Any] = {"id": plan.doc_id, "annotator": self.annotator.name, "model": self.params.model}
+        record.update({name: {} for name in fields})
         usage = {"prompt_tokens": 0, "completion_tokens": 0}
         setups = {s.task.name: s for s in self.annotator.setups}
         for task_plan in plan.tasks:
             setup = setups[task_plan.task]
-            scores, statuses, replies, distributions, masses = [], [], [], [], []
+            generations = []
             for request in task_plan.requests:
                 result = results.get(request.key)
-                score: float | None = None
-                distribution = mass = reply = None
-                if result is None:
-                    kind = self.failures.get(request.key)
-                    if kind is None:
-                        raise MlfilterError(f"request {request.key} of document {plan.doc_id!r} has no result")
-                    status = request_failed(kind)
-                else:
-                    reply = result["text"]
+                if result is not None:
                     usage["prompt_tokens"] += result["prompt_tokens"]
                     usage["completion_tokens"] += result["completion_tokens"]
-                    if request.key in self.sent_keys:
-                        self.report.tokens["sent_prompt"] += result["prompt_tokens"]
-                        self.report.tokens["sent_completion"] += result["completion_tokens"]
-                    if logprobs:
-                        read = logprob_score((tuple(t) for t in result["top_logprobs"] or ()), setup.prompt.labels)
-                        if read is None:
-                            status = PARSE_ERROR
-                        else:
-                            score, distribution, mass, status = (
-                                read.expected,
-                                list(read.distribution),
-                                read.label_mass,
-                                OK,
-                            )
-                    else:
-                        score, status = setup.parser.parse(task_plan.prefix + reply)
-                scores.append(score)
-                statuses.append(status)
-                replies.append(reply)
-                distributions.append(distribution)
-                masses.append(mass)
-            task = task_plan.task
-            record["prompt"][task] = {
+                generations.append(self._generation(request, result, setup, task_plan.prefix))
+            scores, statuses, replies, distributions, masses = (
+                list(column) for column in zip(*generations, strict=True)
+            )
+            record["prompt"][task_plan.task] = {
                 "name": setup.prompt.name,
                 "sha256": setup.prompt.sha256,
                 "language": task_plan.language,
             }
-            record["scores"][task] = scores
-            record["status"][task] = statuses
-            record["replies"][task] = replies
+            record["scores"][task_plan.task] = scores
+            record["status"][task_plan.task] = statuses
+            record["replies"][task_plan.task] = replies
             if logprobs:
-                record["distribution"][task] = distributions
-                record["label_mass"][task] = masses
+                record["distribution"][task_plan.task] = distributions
+                record["label_mass"][task_plan.task] = masses
         record["usage"] = usage
         record["truncated"] = {t.task: t.truncated for t in plan.tasks}
         return record

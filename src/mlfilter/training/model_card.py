@@ -88,13 +88,14 @@ def render_model_card(
         "",
         "## Data",
         "",
-        "| split | documents used | dropped |",
-        "| --- | --- | --- |",
+        "| split | documents used | dropped | files |",
+        "| --- | --- | --- | --- |",
     ]
     for split in ("train", "val"):
         counts = data[split]["counts"]
         dropped = ", ".join(f"{k}: {v}" for k, v in counts["dropped"].items()) or "none"
-        lines.append(f"| {split} | {counts['kept']} | {dropped} |")
+        files = ", ".join(f"`{f}`" for f in data[split]["files"])
+        lines.append(f"| {split} | {counts['kept']} | {dropped} | {files} |")
     lines += [
         "",
         "The test split was not read during training; model selection used the validation split only.",

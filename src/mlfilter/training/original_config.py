@@ -70,11 +70,23 @@ RENAMED = {
 
 #: Keys read by this module itself (tasks, paths, seed and the ones that need translation).
 HANDLED = {
-    "model.num_tasks", "model.num_targets_per_task", "data.num_tasks", "data.num_targets_per_task",
-    "data.task_names", "data.output_names", "data.thresholds", "data.train_file_path", "data.val_file_path",
-    "tokenizer.pretrained_model_name_or_path", "training.output_dir_path", "training.logging_dir_path",
-    "training.seed", "training.use_bf16", "training.metric_for_best_model", "training.regression_loss",
-}  # fmt: skip
+    "model.num_tasks",
+    "model.num_targets_per_task",
+    "data.num_tasks",
+    "data.num_targets_per_task",
+    "data.task_names",
+    "data.output_names",
+    "data.thresholds",
+    "data.train_file_path",
+    "data.val_file_path",
+    "tokenizer.pretrained_model_name_or_path",
+    "training.output_dir_path",
+    "training.logging_dir_path",
+    "training.seed",
+    "training.use_bf16",
+    "training.metric_for_best_model",
+    "training.regression_loss",
+}
 
 #: Learning rate for fine-tuning when the config gives none (heads on a frozen encoder take TrainingParams'
 #: larger default step).

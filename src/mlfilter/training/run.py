@@ -147,7 +147,7 @@ def train_annotator(
         group_by_length=params.group_by_length and not params.uses_fast_path,
         trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
     )
-    trainer, val_set, embedding_stats = _prepare_trainer(
+    trainer, train_set, val_set, embedding_stats = _prepare_trainer(
         model, tokenizer, train, val, args, params, tasks, live, precision
     )
     path = FAST_PATH if params.uses_fast_path else TRAINER_PATH
@@ -182,6 +182,9 @@ def train_annotator(
     }
     if embedding_stats is not None:
         summary_extra["throughput"]["embedding"] = embedding_stats.as_dict()
+    else:
+        tokens = train_set.num_tokens * float(trainer.state.epoch or 0.0)
+        summary_extra["throughput"]["train_tokens_per_second"] = round(tokens / max(train_seconds, 1e-9), 3)
     live.summary.update(summary_extra)
     live.make_summary()
     if not params.keep_checkpoints:
@@ -232,8 +235,8 @@ def _prepare_trainer(
     tasks: Sequence[TaskParams],
     live: Live,
     precision: str,
-) -> tuple[Trainer, Any, EmbeddingStats | None]:
-    """The Trainer of the chosen path, its validation dataset, and (fast path) what embedding cost."""
+) -> tuple[Trainer, Any, Any, EmbeddingStats | None]:
+    """The Trainer of the chosen path, its train and val datasets, and (fast path) what embedding cost."""
     if not params.uses_fast_path:
         train_set = TokenizedDataset(tokenizer, train.texts, train.labels, params.max_length)
         val_set = TokenizedDataset(tokenizer, val.texts, val.labels, params.max_length)
@@ -248,7 +251,7 @@ def _prepare_trainer(
             live=live,
             processing_class=tokenizer,
         )
-        return trainer, val_set, None
+        return trainer, train_set, val_set, None
     embedder = Embedder(
         model,
         tokenizer,
@@ -273,7 +276,7 @@ def _prepare_trainer(
         params=params,
         live=live,
     )
-    return trainer, datasets[1], stats
+    return trainer, datasets[0], datasets[1], stats
 
 
 def _validate(trainer: Trainer, val_set: Any, tasks: Sequence[TaskParams], is_regression: bool) -> dict[str, float]:
@@ -286,6 +289,7 @@ def _validate(trainer: Trainer, val_set: Any, tasks: Sequence[TaskParams], is_re
 def _data_summary(data: LabeledData, tasks: Sequence[TaskParams]) -> dict[str, Any]:
     return {
         "documents": len(data),
+        "files": list(data.files),
         "counts": data.counts.as_dict(),
         "labels": {task.name: data.label_counts(i) for i, task in enumerate(tasks)},
     }

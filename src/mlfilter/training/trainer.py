@@ -26,11 +26,24 @@ from mlfilter.training.params import TrainingParams, greater_is_better, metric_k
 
 #: Training arguments recorded as DVCLive params (reports/train/params.yaml): the ones that shape a run.
 LOGGED_ARGUMENTS = (
-    "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-    "num_train_epochs", "warmup_steps", "weight_decay", "lr_scheduler_type", "optim", "seed", "data_seed",
-    "bf16", "fp16", "train_sampling_strategy", "gradient_checkpointing", "metric_for_best_model",
+    "learning_rate",
+    "per_device_train_batch_size",
+    "per_device_eval_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "warmup_steps",
+    "weight_decay",
+    "lr_scheduler_type",
+    "optim",
+    "seed",
+    "data_seed",
+    "bf16",
+    "fp16",
+    "train_sampling_strategy",
+    "gradient_checkpointing",
+    "metric_for_best_model",
     "greater_is_better",
-)  # fmt: skip
+)
 #: Below this many trainable parameters (heads only) the unfused AdamW is faster on CPU than the fused one.
 SMALL_MODEL_PARAMETERS = 5_000_000
 

@@ -200,7 +200,9 @@ class OpenAIClient:
                 self.stats.failures[kind] += 1
                 raise RequestFailed(kind, f"after {attempt + 1} attempt(s)")
             self.stats.retries[kind] += 1
-            await asyncio.sleep(self._delay(attempt, retry_after))
+            delay = self._delay(attempt, retry_after)
+            log.debug("attempt %d failed (%s); retrying in %.2f s", attempt + 1, kind, delay)
+            await asyncio.sleep(delay)
             attempt += 1
 
     async def _attempt(self, path: str, body: bytes, read: Callable[[Any], Any]) -> Any:

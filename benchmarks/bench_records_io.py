@@ -48,8 +48,10 @@ def make_corpus(path: Path, count: int) -> None:
 
 def run_worker(name: str, src: Path, dst: Path) -> tuple[float, float]:
     """Run one worker in a fresh process; return (seconds, peak RSS in MiB)."""
-    code = f"src, dst = {str(src)!r}, {str(dst)!r}\n" + WORKERS[name] + (
-        "\nimport resource, json\nprint(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))"
+    code = (
+        f"src, dst = {str(src)!r}, {str(dst)!r}\n"
+        + WORKERS[name]
+        + ("\nimport resource, json\nprint(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))")
     )
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -69,7 +71,9 @@ def main() -> None:
             for name, (seconds, peak) in results.items():
                 print(f"{size:>9} {name:>9} {size / seconds:>10.0f} {peak:>9.0f}")
             (ours_s, ours_mem), (base_s, base_mem) = results["mlfilter"], results["pandas"]
-            print(f"{'':>9} {'ratio':>9} {base_s / ours_s:>9.2f}x {ours_mem / base_mem:>8.2f}x  (speed-up, memory share)")
+            print(
+                f"{'':>9} {'ratio':>9} {base_s / ours_s:>9.2f}x {ours_mem / base_mem:>8.2f}x  (speed-up, memory share)"
+            )
     print(f"(benchmark process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
 
 

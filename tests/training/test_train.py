@@ -88,6 +88,7 @@ def test_two_task_classification_fine_tunes_the_encoder(tmp_path: Path, splits, 
         head_hidden_size=16,
         classifier_dropout=0.1,
         best_metric="macro_f1_mean",
+        gradient_checkpointing=True,
     )
     before = load_base(params, (EDUCATIONAL, DIGITS))[0].encoder.state_dict()
     result = train_from_files(

@@ -238,6 +238,9 @@ def _prepare_trainer(
 ) -> tuple[Trainer, Any, Any, EmbeddingStats | None]:
     """The Trainer of the chosen path, its train and val datasets, and (fast path) what embedding cost."""
     if not params.uses_fast_path:
+        if params.gradient_checkpointing:
+            # Recent transformers name it activation_checkpointing_enable; earlier 5.x releases only the old name.
+            getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
         train_set = TokenizedDataset(tokenizer, train.texts, train.labels, params.max_length)
         val_set = TokenizedDataset(tokenizer, val.texts, val.labels, params.max_length)
         trainer = build_trainer(
@@ -302,6 +305,12 @@ def save_model(model: AnnotatorModel, tokenizer: PreTrainedTokenizerBase, card: 
     shutil.rmtree(staging, ignore_errors=True)
     try:
         model.save_pretrained(staging)
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            # A fast tokenizer remembers the truncation/padding of its last call; save it neutral, so the
+            # saved folder does not depend on which code path (or cache hit) touched it last.
+            backend.no_truncation()
+            backend.no_padding()
         tokenizer.save_pretrained(staging)
         (staging / "README.md").write_text(card, encoding="utf-8")
         if output_dir.exists():

@@ -40,7 +40,6 @@ LOGGED_ARGUMENTS = (
     "bf16",
     "fp16",
     "train_sampling_strategy",
-    "gradient_checkpointing",
     "metric_for_best_model",
     "greater_is_better",
 )
@@ -111,8 +110,8 @@ def training_arguments(
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         train_sampling_strategy="group_by_length" if group_by_length else "random",
-        gradient_checkpointing=params.gradient_checkpointing,
         dataloader_num_workers=params.dataloader_num_workers,
+        dataloader_pin_memory=torch.cuda.is_available(),
         report_to="none",
         disable_tqdm=os.environ.get("MLFILTER_PROGRESS", "1") == "0",
     )

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_project_params_load_as_filter_params() -> None:
     params = load_section("filter", ROOT / "params.yaml")
     assert isinstance(params, FilterParams)
-    assert params.inputs == ("data/sample",) and params.keep.rule == "threshold"
+    assert params.inputs == ("data/sample",) and params.keep.rule == "quantile"
     assert params.scoring.max_length == 512 and params.engine == "local"
 
 

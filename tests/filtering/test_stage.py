@@ -50,6 +50,7 @@ def test_dvc_repro_filter_then_a_keep_change_reuses_the_scores(
     write_shards(repo / "data" / "sample", documents, [".jsonl.zst", ".jsonl.zst"])
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["filter"]["scoring"].update(max_length=TEST_SCORING.max_length, device="cpu")
+    params["filter"]["keep"].update(rule="threshold", thresholds={}, combine="all")
     tasks = [
         {"name": "educational", "prompt": "p.yaml", "num_targets": 6, "threshold": 2.5},
         {"name": "style", "prompt": "s.yaml", "num_targets": 3, "threshold": 0.5},

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +11,11 @@ import pytest
 import yaml
 
 from tests.filtering.conftest import TEST_SCORING, read_folder, write_shards
+from tests.shell import sh
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.slow
-
-
-def sh(repo: Path, *command: str) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFILTER_PROGRESS": "0"}
-    env["DVC_NO_ANALYTICS"] = "1"
-    result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
 
 
 def set_keep(repo: Path, **keep: Any) -> None:

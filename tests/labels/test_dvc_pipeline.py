@@ -7,29 +7,18 @@ feeds the real stage definitions: changing ``aggregate.method`` must rerun aggre
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.labels.conftest import annotation, write_annotations, write_sample
+from tests.shell import sh
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.slow
-
-
-def sh(repo: Path, *command: str) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFILTER_PROGRESS": "0"}
-    env["DVC_NO_ANALYTICS"] = "1"
-    result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
 
 
 @pytest.fixture

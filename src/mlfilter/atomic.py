@@ -39,7 +39,12 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """Write ``data`` as indented JSON, atomically."""
+    """Write ``data`` as indented strict JSON, atomically.
+
+    Raises:
+        ValueError: ``data`` holds NaN or an infinity (strict JSON has neither: write ``null`` plus a reason).
+    """
+    text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False, allow_nan=False)
     with atomic_open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, ensure_ascii=False, sort_keys=False)
+        handle.write(text)
         handle.write("\n")

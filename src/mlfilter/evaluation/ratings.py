@@ -26,7 +26,8 @@ import numpy as np
 
 from mlfilter.errors import MlfilterError
 from mlfilter.evaluation.params import Aggregation
-from mlfilter.labels.aggregation import aggregate_task, round_half_up
+from mlfilter.labels.aggregation import aggregate_task
+from mlfilter.scores import round_half_up
 from mlfilter.labels.annotations import TaskResolver, parse_scores_record, valid_score
 from mlfilter.logs import progress
 from mlfilter.params import TaskParams

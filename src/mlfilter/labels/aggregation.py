@@ -26,9 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mlfilter.labels.params import Rounding, TieBreak
-
-#: Slack for float comparisons of weights and halves.
-TOLERANCE = 1e-9
+from mlfilter.scores import TOLERANCE, round_half_up
 
 NO_LABEL = 0
 LABELLED = 1
@@ -36,11 +34,6 @@ TOO_FEW = 2
 TIE = 3
 #: Why a document has no label for a task, by status code.
 STATUS_REASONS = {TOO_FEW: "too_few_valid_scores", TIE: "majority_tie"}
-
-
-def round_half_up(values: np.ndarray) -> np.ndarray:
-    """Round to the nearest integer, halves up (NaN stays NaN)."""
-    return np.floor(np.asarray(values, dtype=np.float64) + 0.5 + TOLERANCE)
 
 
 def apply_rounding(values: np.ndarray, rounding: Rounding) -> np.ndarray:

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from mlfilter.labels.aggregation import NO_LABEL, TIE, TOO_FEW, TaskLabels, round_half_up
+from mlfilter.labels.aggregation import NO_LABEL, TIE, TOO_FEW, TaskLabels
+from mlfilter.scores import round_half_up
 from mlfilter.params import TaskParams
 
 

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlfilter.labels.aggregation import round_half_up
+from mlfilter.scores import round_half_up
 from mlfilter.labels.params import SplitFractions, SplitParams
 from mlfilter.labels.report import split_summary, stratification_summary
 from mlfilter.logs import progress

@@ -1,0 +1,65 @@
+"""The interface every non-encoder classifier implements, and loading a saved one by its kind."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+#: The file in a model folder that names a non-encoder classifier's kind (``{"kind": "fasttext", ...}``).
+CONFIG_NAME = "mlfilter_classifier.json"
+#: The kind of a transformers :class:`~mlfilter.modeling.AnnotatorModel` folder (no :data:`CONFIG_NAME`).
+ENCODER = "encoder"
+#: Kind → ``module:Class`` implementing :class:`TextClassifier`, imported only when that kind is used.
+IMPLEMENTATIONS = {
+    "fasttext": "mlfilter.classifiers.fasttext_model:FastTextClassifier",
+    "tfidf": "mlfilter.classifiers.tfidf:TfidfClassifier",
+}
+
+
+class TextClassifier(Protocol):
+    """A trained classifier with one score per task, in label units (``0 .. num_targets - 1``)."""
+
+    task_names: list[str]
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """Scores of shape ``(len(texts), len(task_names))``, float64; the expected label per task."""
+        ...
+
+    def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
+        """Write the model and :data:`CONFIG_NAME` into ``folder`` (created if missing)."""
+        ...
+
+
+def classifier_kind(folder: str | os.PathLike[str]) -> str:
+    """The kind of the model saved in ``folder``: a key of :data:`IMPLEMENTATIONS`, or :data:`ENCODER`.
+
+    Raises:
+        ValueError: the folder's :data:`CONFIG_NAME` names no known kind.
+    """
+    config = Path(folder) / CONFIG_NAME
+    if not config.is_file():
+        return ENCODER
+    kind = json.loads(config.read_text(encoding="utf-8")).get("kind")
+    if kind not in IMPLEMENTATIONS:
+        raise ValueError(f"{config}: kind {kind!r} is not one of {sorted(IMPLEMENTATIONS)}")
+    return kind
+
+
+def load_classifier(folder: str | os.PathLike[str]) -> TextClassifier:
+    """Load the non-encoder classifier saved in ``folder`` by its kind.
+
+    Raises:
+        ValueError: ``folder`` holds an encoder model (load it with ``AnnotatorModel``) or an unknown kind.
+    """
+    kind = classifier_kind(folder)
+    if kind == ENCODER:
+        raise ValueError(f"{folder}: not a {CONFIG_NAME} classifier folder; load it as an AnnotatorModel")
+    module_name, class_name = IMPLEMENTATIONS[kind].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls.from_pretrained(folder)

@@ -68,6 +68,7 @@ def render(page: Path, tmp_path: Path) -> dict:
 def test_every_plot_draws_offline(tmp_path: Path) -> None:
     repo = PipelineRepo.create(tmp_path / "repo", TINY_PARAMS)
     shutil.copytree(REPO_ROOT / "vendor", repo.root / "vendor")
+    shutil.copytree(REPO_ROOT / ".dvc" / "plots", repo.root / ".dvc" / "plots")  # the custom plot templates
     configured = subprocess.run(
         ["dvc", "config", "plots.html_template"], cwd=REPO_ROOT, capture_output=True, text=True, env=repo.env
     )

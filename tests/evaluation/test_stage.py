@@ -118,13 +118,17 @@ def test_evaluate_writes_metrics_report_plots_and_pngs(tmp_path: Path, model_dir
     assert metrics["documents"]["test"] == 24
     assert metrics["throughput"]["inference_docs_per_s"] > 0
 
-    confusion = json.loads((out / "plots" / "confusion" / "educational.json").read_text())
-    assert len(confusion) == 24 and set(confusion[0]) == {"label", "prediction"}
-    sweep = json.loads((out / "plots" / "threshold_sweep" / "toxic.json").read_text())
-    assert [row["threshold"] for row in sweep] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
-    distribution = (out / "plots" / "score_distribution" / "educational" / "gamma.csv").read_text().splitlines()
-    assert distribution[0] == "score,count" and len(distribution) == 7
-    assert sum(int(line.split(",")[1]) for line in distribution[1:]) == 48 - 5
+    confusion = json.loads((out / "plots" / "confusion.json").read_text())
+    educational = [row for row in confusion if row["task"] == "educational"]
+    assert len(educational) == 24 and set(educational[0]) == {"task", "label", "prediction"}
+    sweep = json.loads((out / "plots" / "threshold_sweep.json").read_text())
+    toxic_cuts = [row["threshold"] for row in sweep if row["task"] == "toxic" and row["measure"] == "kept_fraction"]
+    assert toxic_cuts == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    distribution = (out / "plots" / "score_distribution.csv").read_text().splitlines()
+    assert distribution[0] == "task,annotator,score,count"
+    gamma = [line.split(",") for line in distribution[1:] if line.startswith("educational,gamma,")]
+    assert [int(row[2]) for row in gamma] == [0, 1, 2, 3, 4, 5]
+    assert sum(int(row[3]) for row in gamma) == 48 - 5
     pngs = sorted(p.name for p in (out / "png").iterdir())
     for expected in (
         "educational_score_distributions.png",
@@ -174,6 +178,7 @@ def test_dvc_repro_metrics_and_plots(tmp_path: Path, model_dir: Path) -> None:
     dvc = str(Path(sys.executable).parent / "dvc")
     run(["git", "init", "-q"], project, env)
     run([dvc, "init", "-q"], project, env)
+    shutil.copytree(ROOT / ".dvc" / "plots", project / ".dvc" / "plots")  # the custom plot templates
     run([dvc, "repro", "--single-item", "evaluate"], project, env)
 
     metrics = json.loads(run([dvc, "metrics", "show", "--json"], project, env).stdout)
@@ -184,17 +189,17 @@ def test_dvc_repro_metrics_and_plots(tmp_path: Path, model_dir: Path) -> None:
     assert "errors" not in plots
     ids = set(plots["data"])
     for expected in (
-        "reports/evaluate/plots/confusion/educational.json",
-        "reports/evaluate/plots/threshold_sweep/educational.json",
-        "reports/evaluate/plots/score_distribution/educational/alpha.csv",
-        "reports/evaluate/plots/score_distribution/toxic/gamma.csv",
+        "reports/evaluate/plots/confusion.json",
+        "reports/evaluate/plots/threshold_sweep.json",
+        "reports/evaluate/plots/score_distribution.csv",
     ):
         assert expected in ids, sorted(ids)
         spec = plots["data"][expected][0]
         assert spec["type"] == "vega" and spec["content"]["data"]["values"], expected
-    confusion = plots["data"]["reports/evaluate/plots/confusion/educational.json"][0]["content"]
-    assert len(confusion["data"]["values"]) == 24
-    sweep = plots["data"]["reports/evaluate/plots/threshold_sweep/educational.json"][0]["content"]
-    assert {"precision", "recall", "f1"} <= set(json.dumps(sweep["data"]["values"][0]).replace('"', " ").split())
+        assert spec["content"]["facet"]["row"]["field"] == "task", expected
+    confusion = plots["data"]["reports/evaluate/plots/confusion.json"][0]["content"]
+    assert len(confusion["data"]["values"]) == 24 + 24
+    sweep = plots["data"]["reports/evaluate/plots/threshold_sweep.json"][0]["content"]
+    assert {row["measure"] for row in sweep["data"]["values"]} == {"precision", "recall", "f1", "kept_fraction"}
     run([dvc, "plots", "show", "-o", "rendered"], project, env)
     assert (project / "rendered" / "index.html").stat().st_size > 1000

@@ -205,24 +205,50 @@ def plot_rating_table(table: RatingTable, pairs: Sequence[Mapping[str, Any]] | N
     return paths
 
 
-def write_confusion_data(path: Path, labels: np.ndarray, predictions: np.ndarray) -> Path:
-    """One ``{"label", "prediction"}`` row per document, for DVC's confusion template."""
-    rows = [{"label": str(int(a)), "prediction": str(int(b))} for a, b in zip(labels, predictions, strict=True)]
+def write_confusion_data(path: Path, per_task: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Path:
+    """One ``{"task", "label", "prediction"}`` row per test document and task (task → (labels, predictions)).
+
+    Read by ``.dvc/plots/confusion_by_task.json``: one confusion matrix per task.
+    """
+    rows = [
+        {"task": task, "label": str(int(a)), "prediction": str(int(b))}
+        for task, (labels, predictions) in per_task.items()
+        for a, b in zip(labels, predictions, strict=True)
+    ]
     write_json(path, rows)
     return path
 
 
-def write_sweep_data(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    """The threshold sweep rows, for DVC's linear template."""
-    write_json(path, list(rows))
+#: The threshold sweep's measures, each a line of ``.dvc/plots/lines_by_measure.json``.
+SWEEP_MEASURES = ("precision", "recall", "f1", "kept_fraction")
+
+
+def write_sweep_data(path: Path, per_task: Mapping[str, Sequence[Mapping[str, Any]]]) -> Path:
+    """The threshold sweep in long form: ``{"task", "threshold", "measure", "value"}`` per task, cut and measure.
+
+    Undefined values (``None``, e.g. precision where nothing is kept) are left out rather than drawn as 0.
+    """
+    rows = [
+        {"task": task, "threshold": row["threshold"], "measure": measure, "value": row[measure]}
+        for task, sweep in per_task.items()
+        for row in sweep
+        for measure in SWEEP_MEASURES
+        if row.get(measure) is not None
+    ]
+    write_json(path, rows)
     return path
 
 
-def write_distribution_data(path: Path, values: np.ndarray, num_targets: int) -> Path:
-    """``score,count`` per label, for DVC's bar template."""
-    counts = label_counts(values, num_targets)
+def write_distribution_data(path: Path, tables: Mapping[str, RatingTable]) -> Path:
+    """``task,annotator,score,count``: how many documents each annotator gave each label, per task.
+
+    Read by ``.dvc/plots/bars_by_annotator.json``: one panel per task, one bar colour per annotator.
+    """
     with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["score", "count"])
-        writer.writerows((str(label), int(count)) for label, count in enumerate(counts))
+        writer.writerow(["task", "annotator", "score", "count"])
+        for task, table in tables.items():
+            for i, rater in enumerate(table.raters):
+                counts = label_counts(table.values[:, i], table.space.num_targets)
+                writer.writerows((task, rater, label, int(count)) for label, count in enumerate(counts))
     return path

@@ -4,7 +4,7 @@ test split, plots, and the reports under one output folder.
 Outputs in ``output_dir``: ``metrics.json`` (headline numbers for ``dvc metrics``), ``report.json``
 (everything: pairwise statistics, confidence intervals, per-language blocks, per-class metrics,
 confusion matrices, counts), ``png/`` (matplotlib figures) and ``plots/`` (DVC plot data:
-``confusion/<task>.json``, ``threshold_sweep/<task>.json``, ``score_distribution/<task>/<annotator>.csv``).
+``confusion.json``, ``threshold_sweep.json``, ``score_distribution.csv``, each with a ``task`` column).
 """
 
 from __future__ import annotations
@@ -155,13 +155,11 @@ def write_plots(
 ) -> list[Path]:
     """PNGs under ``output/png`` and DVC plot data under ``output/plots``, for every task."""
     png, data = output / "png", output / "plots"
-    written: list[Path] = []
+    written: list[Path] = [plots.write_distribution_data(data / "score_distribution.csv", ratings.tables)]
+    confusions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for task, table in ratings.tables.items():
         block = reliability[task].get("agreement")
         written += plots.plot_rating_table(table, block["pairwise"] if block else None, png)
-        for i, rater in enumerate(table.raters):
-            path = data / "score_distribution" / plots.safe_name(task) / f"{plots.safe_name(rater)}.csv"
-            written.append(plots.write_distribution_data(path, table.values[:, i], table.space.num_targets))
         for rater, result in reliability[task].get("gold", {}).get("raters", {}).items():
             matrix = result.get("confusion_matrix")
             if matrix:
@@ -182,10 +180,7 @@ def write_plots(
         space = LabelSpace.of(task)
         label_classes = space.to_classes(labels[labelled, position])
         predicted_classes = space.to_classes(predictions[labelled, position])
-        written.append(
-            plots.write_confusion_data(data / "confusion" / f"{name}.json", label_classes, predicted_classes)
-        )
-        written.append(plots.write_sweep_data(data / "threshold_sweep" / f"{name}.json", result["threshold_sweep"]))
+        confusions[task.name] = (label_classes, predicted_classes)
         if "confusion_matrix" in result:
             matrix = result["confusion_matrix"]
             written.append(
@@ -215,4 +210,7 @@ def write_plots(
                 png / f"{name}_classifier_scores.png",
             )
         )
+    written.append(plots.write_confusion_data(data / "confusion.json", confusions))
+    sweeps = {task.name: classifier[task.name]["threshold_sweep"] for task in tasks}
+    written.append(plots.write_sweep_data(data / "threshold_sweep.json", sweeps))
     return written

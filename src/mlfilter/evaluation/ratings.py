@@ -27,11 +27,11 @@ import numpy as np
 from mlfilter.errors import MlfilterError
 from mlfilter.evaluation.params import Aggregation
 from mlfilter.labels.aggregation import aggregate_task
-from mlfilter.scores import round_half_up
 from mlfilter.labels.annotations import TaskResolver, parse_scores_record, valid_score
 from mlfilter.logs import progress
 from mlfilter.params import TaskParams
 from mlfilter.records import OnError, RecordFormatError, RecordLocation, expand_inputs, iter_records
+from mlfilter.scores import round_half_up
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from mlfilter.labels.aggregation import NO_LABEL, TIE, TOO_FEW, TaskLabels
-from mlfilter.scores import round_half_up
 from mlfilter.params import TaskParams
+from mlfilter.scores import round_half_up
 
 
 def _mean(values: np.ndarray) -> float | None:

@@ -30,13 +30,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlfilter.scores import round_half_up
 from mlfilter.labels.params import SplitFractions, SplitParams
 from mlfilter.labels.report import split_summary, stratification_summary
 from mlfilter.logs import progress
 from mlfilter.params import TaskParams
 from mlfilter.records import RecordFormatError, RecordWriter, iter_records
 from mlfilter.reports import StageCounts, Stopwatch
+from mlfilter.scores import round_half_up
 
 log = logging.getLogger(__name__)
 

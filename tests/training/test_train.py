@@ -58,7 +58,15 @@ def test_regression_on_the_fast_path_writes_model_card_and_dvclive(tmp_path: Pat
     plots = tmp_path / "reports" / "train" / "plots" / "metrics"
     eval_loss = (plots / "eval" / "loss.tsv").read_text().splitlines()
     assert eval_loss[0].split("\t") == ["step", "loss"] and len(eval_loss) == 3  # header + two epochs
-    assert (plots / "eval" / "spearman_educational.tsv").exists() and (plots / "loss.tsv").exists()
+    curves = sorted(str(path.relative_to(plots)) for path in plots.rglob("*.tsv"))
+    assert curves == [  # one curve per metric people read; no runtimes, FLOPs or single-point summaries
+        "eval/binary_f1_educational.tsv",
+        "eval/loss.tsv",
+        "eval/macro_f1_educational.tsv",
+        "eval/mae_educational.tsv",
+        "eval/spearman_educational.tsv",
+        "loss.tsv",
+    ]
     assert not (tmp_path / "reports" / "train" / "dvc.yaml").exists()
 
     card = (final / "README.md").read_text()

@@ -47,11 +47,28 @@ LOGGED_ARGUMENTS = (
 SMALL_MODEL_PARAMETERS = 5_000_000
 
 
-class TrainingCurvesCallback(DVCLiveCallback):
-    """The transformers DVCLive callback, recording only the training arguments that shape a run.
+#: Validation metrics drawn as DVCLive curves, one plot per metric and task (the rest stay in metrics.json).
+CURVE_METRICS = ("spearman", "mae", "binary_f1", "macro_f1")
 
-    Logging every ``TrainingArguments`` field makes DVCLive re-read a long params file at each step.
+
+def curve_keys(task_names: Sequence[str]) -> frozenset[str]:
+    """Trainer log keys that become DVCLive curves: training and validation loss, and :data:`CURVE_METRICS`
+    per task (plus their mean over tasks when there are several). Timings, throughputs, FLOPs and the epoch
+    counter are left out: they change on every run and say nothing about the model."""
+    names = [*task_names, "mean"] if len(task_names) > 1 else list(task_names)
+    return frozenset({"loss", "eval_loss"} | {f"eval_{metric}_{name}" for metric in CURVE_METRICS for name in names})
+
+
+class TrainingCurvesCallback(DVCLiveCallback):
+    """The transformers DVCLive callback, logging only the curves people read and the arguments that shape a run.
+
+    Logging every ``TrainingArguments`` field makes DVCLive re-read a long params file at each step; logging
+    every Trainer value gives ~30 plots, several of them a single point (runtime, FLOPs).
     """
+
+    def __init__(self, live: Live, task_names: Sequence[str]) -> None:
+        super().__init__(live=live)
+        self.keys = curve_keys(task_names)
 
     def setup(self, args: TrainingArguments, state: Any, model: Any) -> None:
         """Record the arguments of :data:`LOGGED_ARGUMENTS` as DVCLive params."""
@@ -59,6 +76,14 @@ class TrainingCurvesCallback(DVCLiveCallback):
         if state.is_world_process_zero:
             values = args.to_dict()
             self.live.log_params({name: values[name] for name in LOGGED_ARGUMENTS})
+
+    def on_log(
+        self, args: TrainingArguments, state: Any, control: Any, logs: dict | None = None, **kwargs: Any
+    ) -> None:
+        """Log the values of :func:`curve_keys` in ``logs`` as one DVCLive step (nothing when there are none)."""
+        kept = {key: value for key, value in (logs or {}).items() if key in self.keys}
+        if kept:
+            super().on_log(args, state, control, logs=kept, **kwargs)
 
 
 def resolve_precision(requested: str) -> str:
@@ -130,7 +155,7 @@ def build_trainer(
     processing_class: PreTrainedTokenizerBase | None = None,
 ) -> Trainer:
     """A ``Trainer`` with validation metrics, DVCLive logging and early stopping."""
-    callbacks: list[Any] = [TrainingCurvesCallback(live=live)]
+    callbacks: list[Any] = [TrainingCurvesCallback(live, [task.name for task in tasks])]
     if params.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(params.early_stopping_patience, params.early_stopping_threshold))
     return Trainer(

@@ -13,12 +13,15 @@ from typing import Any, Literal
 
 from mlfilter.params import ParamsError
 
-Backend = Literal["openai", "local", "import"]
+Backend = Literal["openai", "openai_batch", "local", "import"]
 ScoreMode = Literal["generate", "logprobs"]
 Api = Literal["chat", "completions"]
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
 DEFAULT_CACHE = ".mlfilter/cache/requests.sqlite"
+#: Limits of one OpenAI Batch API input file (https://platform.openai.com/docs/guides/batch).
+BATCH_MAX_REQUESTS = 50_000
+BATCH_MAX_BYTES = 200_000_000
 #: Environment variable that overrides the request cache path of params.
 CACHE_ENV = "MLFILTER_CACHE"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -47,8 +50,11 @@ class AnnotatorParams:
     """One annotator: a backend, a model, how to prompt it and how to read its scores.
 
     ``backend``: ``openai`` (any OpenAI-compatible server: vLLM, TGI, llama.cpp server, OpenAI),
-    ``local`` (an in-process transformers causal LM) or ``import`` (annotation files of the original
-    tool, ``import_paths``). ``model``: the served model name (openai), a hub id, a local folder or
+    ``openai_batch`` (the OpenAI Batch API: the same requests and cache entries as ``openai``, sent as
+    files of at most ``batch_max_requests`` requests and ``batch_max_bytes`` bytes, polled every
+    ``poll_interval_s`` seconds; ``price_per_input_token`` / ``price_per_output_token`` price the
+    dry run), ``local`` (an in-process transformers causal LM) or ``import`` (annotation files of the
+    original tool, ``import_paths``). ``model``: the served model name (openai), a hub id, a local folder or
     ``embedded:SmolLM2-135M-Instruct`` (local). ``tasks``: the tasks it scores (empty: all).
     ``prompts``: task → prompt file, overriding the task's own prompt for this annotator only.
     ``score_mode``: ``generate`` parses the score from each of ``n`` replies; ``logprobs`` forces the
@@ -85,6 +91,12 @@ class AnnotatorParams:
     import_paths: tuple[str, ...] = ()
     max_failed_fraction: float = 0.01
     records_per_shard: int = 100_000
+    completion_window: str = "24h"
+    poll_interval_s: float = 30.0
+    batch_max_requests: int = BATCH_MAX_REQUESTS
+    batch_max_bytes: int = BATCH_MAX_BYTES
+    price_per_input_token: float = 0.0
+    price_per_output_token: float = 0.0
 
     def __post_init__(self) -> None:
         self._check_counts()
@@ -122,7 +134,13 @@ class AnnotatorParams:
             raise ParamsError(
                 f"top_logprobs: expected 1..20 (what OpenAI-compatible servers allow), got {self.top_logprobs}"
             )
-        for key in ("timeout_s", "chars_per_token"):
+        for key, limit in (("batch_max_requests", BATCH_MAX_REQUESTS), ("batch_max_bytes", BATCH_MAX_BYTES)):
+            if not 1 <= getattr(self, key) <= limit:
+                raise ParamsError(f"{key}: expected 1..{limit} (the Batch API's limit), got {getattr(self, key)}")
+        for key in ("price_per_input_token", "price_per_output_token"):
+            if getattr(self, key) < 0:
+                raise ParamsError(f"{key}: expected a price >= 0 per token, got {getattr(self, key)}")
+        for key in ("timeout_s", "chars_per_token", "poll_interval_s"):
             if getattr(self, key) <= 0:
                 raise ParamsError(f"{key}: expected a value > 0, got {getattr(self, key)}")
         if self.backoff_initial_s < 0 or self.backoff_max_s < self.backoff_initial_s:

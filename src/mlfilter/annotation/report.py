@@ -47,6 +47,7 @@ class AnnotationReport:
     languages: dict[str, Counter[str]] = field(default_factory=dict)
     prompts: dict[str, dict[str, str | None]] = field(default_factory=dict)
     imported: dict[str, Any] | None = None
+    batches: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for task in self.tasks:
@@ -117,4 +118,5 @@ class AnnotationReport:
             },
             "latency_s": latency_summary(self.latencies),
             **({"imported": self.imported} if self.imported is not None else {}),
+            **({"batches": self.batches} if self.batches is not None else {}),
         }

@@ -127,7 +127,7 @@ class Annotator:
             from mlfilter.annotation.backends.local import LocalBackend
 
             return LocalBackend(p, with_model=with_model)
-        if p.backend == "openai":
+        if p.backend in ("openai", "openai_batch"):
             from mlfilter.annotation.backends.openai_client import OpenAIBackend
 
             tokenizer_name = p.tokenizer or (p.model if p.api == "completions" else "")
@@ -281,12 +281,12 @@ class AnnotationRun:
             self.report.requests["sent"] += len(fresh)
             self._committed([key for key, _ in fresh])
 
-    async def _send_openai(self) -> None:
-        from mlfilter.annotation.backends.openai_client import OpenAIClient, RequestFailed
+    def _client(self) -> Any:
+        """The HTTP client of the openai and openai_batch backends, for the annotator's endpoints."""
+        from mlfilter.annotation.backends.openai_client import OpenAIClient
 
-        backend = self.annotator.backend
         p = self.params
-        client = OpenAIClient(
+        return OpenAIClient(
             base_urls_from_env(p, self.env, self.annotator.name),
             self.env.get(p.api_key_env) or None,
             concurrency=p.concurrency,
@@ -295,6 +295,44 @@ class AnnotationRun:
             backoff_initial_s=p.backoff_initial_s,
             backoff_max_s=p.backoff_max_s,
         )
+
+    async def _send_batch(self) -> None:
+        """Send what is not cached through the OpenAI Batch API, committing each batch's results."""
+        from mlfilter.annotation.backends.openai_batch import BatchRunner, state_folder
+        from mlfilter.annotation.backends.openai_client import RequestFailed
+
+        cache = RequestCache(self.cache_file)
+
+        def commit(items: list[tuple[str, bytes]]) -> None:
+            cache.put_many(items)
+            self._committed([key for key, _ in items])
+
+        try:
+            misses = [r for chunk in self._plans("annotate", count=True) for r in self._lookup(chunk, cache)[0]]
+            folder = state_folder(self.cache_file, self.annotator.name)
+            async with self._client() as client:
+                batches = BatchRunner(self.params, self.annotator.backend, client, folder, commit)
+                failures = await batches.run(misses)
+        except RequestFailed as exc:
+            raise MlfilterError(
+                f"annotator {self.annotator.name!r}: the Batch API did not answer ({exc}); rerun to resume, "
+                f"file and batch ids are saved in {folder}"
+            ) from None
+        finally:
+            cache.close()
+        self.failures.update(failures)
+        self.report.failures.update(failures.values())
+        self.report.requests["sent"] += batches.sent
+        self.report.retries.update(client.stats.retries)
+        self.report.retries.update(batches.resent)
+        self.report.batches = {"rounds": batches.rounds, "status": dict(sorted(batches.batches.items()))}
+
+    async def _send_openai(self) -> None:
+        from mlfilter.annotation.backends.openai_client import RequestFailed
+
+        backend = self.annotator.backend
+        p = self.params
+        client = self._client()
         log.info(
             "annotator %s: %d endpoint(s), concurrency %d",
             self.annotator.name,
@@ -476,6 +514,8 @@ class AnnotationRun:
             return self.report.as_dict(stopwatch.seconds)
         if self.params.backend == "local":
             self._send_local()
+        elif self.params.backend == "openai_batch":
+            asyncio.run(self._send_batch())
         else:
             asyncio.run(self._send_openai())
         self._assemble(Path(output))
@@ -504,7 +544,7 @@ class AnnotationRun:
             basis = f"mean completion tokens of {len(cached)} cached results"
         else:
             per_request, basis = float(self.params.sampling.max_new_tokens), "max_new_tokens (upper bound)"
-        return {
+        estimate = {
             "annotator": self.annotator.name,
             "backend": self.params.backend,
             "model": self.params.model,
@@ -517,6 +557,23 @@ class AnnotationRun:
             "prompt_tokens_method": method,
             "estimated_output_tokens": round(per_request * len(to_send)),
             "output_tokens_basis": basis,
+        }
+        if self.params.backend == "openai_batch":
+            estimate.update(self._batch_estimate(to_send, prompt_tokens, estimate["estimated_output_tokens"]))
+        return estimate
+
+    def _batch_estimate(self, requests: Sequence[PreparedRequest], prompt_tokens: int, output_tokens: int) -> dict:
+        """The request files a batch run would upload and its cost at the annotator's prices per token."""
+        from mlfilter.annotation.backends.openai_batch import batch_plan, split_requests
+
+        p = self.params
+        url = "/v1" + self.annotator.backend.path
+        files = batch_plan(split_requests(requests, url, p.batch_max_requests, p.batch_max_bytes))
+        cost = prompt_tokens * p.price_per_input_token + output_tokens * p.price_per_output_token
+        return {
+            "batch_files": files,
+            "estimated_cost": round(cost, 6),
+            "cost_basis": f"{p.price_per_input_token} per prompt token + {p.price_per_output_token} per output token",
         }
 
     def _prompt_tokens(self, backend: Any, requests: Sequence[PreparedRequest]) -> tuple[int, str]:

@@ -125,6 +125,17 @@ class ClientStats:
 
 
 @dataclass(frozen=True)
+class _Call:
+    """One HTTP request as the client sends (and resends) it."""
+
+    method: str
+    path: str
+    body: bytes | None
+    content_type: str
+    decode: Callable[[bytes], Any]
+
+
+@dataclass(frozen=True)
 class _Retry:
     """An attempt that failed in a way worth retrying."""
 
@@ -188,11 +199,26 @@ class OpenAIClient:
         then raises :class:`RequestFailed`. Other 4xx fail at once; 401/403/404 raise
         :class:`EndpointError`, since every other request would fail the same way.
         """
+        return await self.request("POST", path, body, read)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        read: Callable[[Any], Any] = lambda data: data,
+        *,
+        content_type: str = "application/json",
+        decode: Callable[[bytes], Any] = orjson.loads,
+    ) -> Any:
+        """Any request, retried as :meth:`post` is; ``decode`` turns the reply bytes into what ``read`` gets
+        (``orjson.loads`` by default; ``bytes`` for a file download)."""
         assert self._session is not None and self._slots is not None, "use as `async with OpenAIClient(...)`"
+        call = _Call(method, path, body, content_type, decode)
         attempt = 0
         while True:
             async with self._slots:
-                outcome = await self._attempt(path, body, read)
+                outcome = await self._attempt(call, read)
             if not isinstance(outcome, _Retry):
                 return outcome
             kind, retry_after = outcome.kind, outcome.retry_after
@@ -205,15 +231,18 @@ class OpenAIClient:
             await asyncio.sleep(delay)
             attempt += 1
 
-    async def _attempt(self, path: str, body: bytes, read: Callable[[Any], Any]) -> Any:
+    async def _attempt(self, call: _Call, read: Callable[[Any], Any]) -> Any:
         """One try on the best endpoint: the result, or a :class:`_Retry` saying why it failed."""
         assert self._session is not None
         endpoint = self.pool.acquire()
         self.stats.attempts += 1
         started = time.perf_counter()
         connection_failed = False
+        headers = {"Content-Type": call.content_type}
         try:
-            async with self._session.post(endpoint.url + path, data=body) as response:
+            async with self._session.request(
+                call.method, endpoint.url + call.path, data=call.body, headers=headers
+            ) as response:
                 payload = await response.read()
                 status = response.status
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
@@ -230,7 +259,7 @@ class OpenAIClient:
         if kind is not None:
             return _Retry(kind, retry_after)
         try:
-            result = read(orjson.loads(payload))
+            result = read(call.decode(payload))
         except (orjson.JSONDecodeError, ValueError, KeyError, IndexError, TypeError):
             return _Retry("bad_response")
         self.stats.latencies.append(time.perf_counter() - started)

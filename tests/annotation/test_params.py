@@ -48,7 +48,7 @@ def test_values_are_converted_with_types() -> None:
         ({"model": "m", "score_pattern": "score: \\d"}, "score_pattern: needs one capturing group"),
         ({"model": "m", "sampling": {"temperature": -1}}, "temperature: expected a value >= 0"),
         ({"backend": "import"}, "import_paths: the import backend needs at least one file"),
-        ({"model": "m", "batch_max_requests": 50_001}, "batch_max_requests: expected 1..50000 (the Batch API's limit)"),
+        ({"model": "m", "batch_max_requests": 50_001}, "batch_max_requests: expected 1..50000"),
         ({"model": "m", "batch_max_bytes": 0}, "batch_max_bytes: expected 1..200000000"),
         ({"model": "m", "price_per_input_token": -1e-6}, "price_per_input_token: expected a price >= 0"),
         ({"model": "m", "poll_interval_s": 0}, "poll_interval_s: expected a value > 0"),

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mlfilter.annotation.original_config import is_original_config, load_original_config
 from mlfilter.annotation.params import AnnotatorParams
 from mlfilter.logs import setup_logging
 from mlfilter.params import ParamsError, TaskParams, convert, read_params_file
@@ -40,7 +41,11 @@ config file (YAML):
     api_key_env: OPENAI_API_KEY      # env var with the API key (never put keys in the file)
 
 Paths are relative to the working directory. Endpoint URLs and API keys come only from the
-environment (or env_file), never from the config."""
+environment (or env_file), never from the config.
+
+The original tool's annotation configs (settings / llm_rest_client / tokenizer / prompt_builder /
+document_processor) are read too: their keys map onto the above; keys without an equivalent are an
+error naming the key."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,12 @@ class ScoreDocumentsConfig:
 
 
 def load_config(path: str) -> ScoreDocumentsConfig:
-    """Read and validate a ``score_documents`` config; errors name the file and the key."""
+    """Read and validate a ``score_documents`` config, ours or the original tool's; errors name the file and key."""
+    raw = read_params_file(path)
     try:
-        return convert(read_params_file(path), ScoreDocumentsConfig, "")
+        if is_original_config(raw):
+            raw = load_original_config(path)
+        return convert(raw, ScoreDocumentsConfig, "")
     except ParamsError as exc:
         raise ParamsError(f"{path}: {exc}") from None
 

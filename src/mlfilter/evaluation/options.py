@@ -3,8 +3,11 @@
 Both take annotation files, folders or globs in our format or the original tool's, an optional
 ``--aggregation`` (each input's generations → one score per annotator; without it every generation
 is a rater), and ``--task`` to pick tasks. Tasks and their label spaces come from ``params.yaml``
-when it exists (``--params``); otherwise one task is assumed, named by ``--task`` (default
-``score``) with ``--num_targets`` labels and positive cut ``--threshold``.
+when it exists (``--params``). Otherwise the tasks are the ones our files name (the original tool's
+files join a task by their prompt name: the task's own name or the prompt name our records carry for
+it, or the only task), or with ``--task`` (or with only original-format files) one task named by it
+(default ``score``) that every original-format file joins; each with ``--num_targets`` labels and
+positive cut ``--threshold``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import get_args
 
 from mlfilter.errors import MlfilterError
 from mlfilter.evaluation.params import Aggregation
-from mlfilter.evaluation.ratings import Ratings, load_languages, load_ratings
+from mlfilter.evaluation.ratings import Ratings, find_tasks, load_languages, load_ratings
 from mlfilter.params import DEFAULT_PARAMS_FILE, TaskParams, load_section, load_tasks, read_params_file
 
 DEFAULT_TASK = "score"
@@ -73,10 +76,13 @@ def task_list(args: argparse.Namespace) -> tuple[tuple[TaskParams, ...], dict[st
         tasks = load_tasks(args.params)
         task_names = prompt_task_names(args.params)
     else:
-        name = args.tasks[0] if args.tasks else DEFAULT_TASK
         threshold = args.threshold if args.threshold is not None else args.num_targets / 2
-        tasks = (TaskParams(name=name, prompt="", num_targets=args.num_targets, threshold=threshold),)
-        task_names = {}
+        found = find_tasks(args.path_to_files) if not args.tasks else None
+        if found is not None and found.tasks:
+            names, task_names = found.tasks, found.task_names()
+        else:
+            names, task_names = [args.tasks[0] if args.tasks else DEFAULT_TASK], {}
+        tasks = tuple(TaskParams(name=n, prompt="", num_targets=args.num_targets, threshold=threshold) for n in names)
     if args.tasks:
         known = {task.name for task in tasks}
         unknown = [name for name in args.tasks if name not in known]

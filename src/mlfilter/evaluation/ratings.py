@@ -254,7 +254,6 @@ def _read_record(
     language = _record_language(record)
     if language is not None:
         record_languages.setdefault(parsed.doc_id, language)
-    statuses = record.get("status") if isinstance(record.get("status"), dict) else {}
     for position, scores in parsed.scores.items():
         source = sources.setdefault((index, position, annotator), _Source())
         if parsed.doc_id in source.scores:
@@ -263,7 +262,7 @@ def _read_record(
         task = resolver.tasks[position]
         source.counts.records += 1
         kept: list[float | None] = []
-        task_statuses = statuses.get(task.name) if isinstance(statuses.get(task.name), list) else []
+        task_statuses = _null_statuses(record, task.name)
         for generation, score in enumerate(scores):
             problem = valid_score(score, task.num_targets)
             source.counts.scores[problem or "valid"] += 1
@@ -271,6 +270,71 @@ def _read_record(
                 source.counts.statuses[str(task_statuses[generation])] += 1
             kept.append(None if problem else score)
         source.scores[parsed.doc_id] = kept
+
+
+def _null_statuses(record: Mapping[str, Any], task: str) -> list[Any]:
+    """Per-generation statuses of a record: ours (``status`` per task) or the original tool's
+    (``document_processing_status``, a list or one value for every generation); ``[]`` when absent."""
+    if "document_id" in record:
+        value = record.get("document_processing_status")
+        if isinstance(value, str):
+            return [value] * len(record.get("scores") or [])
+        return value if isinstance(value, list) else []
+    statuses = record.get("status")
+    value = statuses.get(task) if isinstance(statuses, dict) else None
+    return value if isinstance(value, list) else []
+
+
+@dataclass
+class FoundTasks:
+    """What annotation files name, read before knowing the tasks (no params file).
+
+    ``tasks``: task names in our records, in order of appearance; ``prompts``: the prompt names our
+    records give each task (``prompt.<task>.name``); ``original_prompts``: the prompt names of the
+    original tool's records (``meta_information.prompt_name``; None when a record has none).
+    """
+
+    tasks: list[str] = field(default_factory=list)
+    prompts: dict[str, set[str]] = field(default_factory=dict)
+    original_prompts: set[str | None] = field(default_factory=set)
+
+    def task_names(self) -> dict[str, str]:
+        """The original tool's prompt names → our task names.
+
+        A prompt name that is a task name needs no entry; one that is the prompt name our records give a
+        task maps to that task; with a single task every other prompt name maps to it (with a log line).
+        """
+        mapping: dict[str, str] = {}
+        for prompt in sorted(p for p in self.original_prompts if p is not None and p not in self.tasks):
+            owners = [task for task in self.tasks if prompt in self.prompts.get(task, set())]
+            if len(owners) == 1:
+                mapping[prompt] = owners[0]
+            elif len(self.tasks) == 1:
+                log.info("original-format prompt %r is taken as task %r (the only task found)", prompt, self.tasks[0])
+                mapping[prompt] = self.tasks[0]
+        return mapping
+
+
+def find_tasks(inputs: Sequence[str]) -> FoundTasks:
+    """The task and prompt names annotation files carry (malformed lines are left to the real read)."""
+    found = FoundTasks()
+    for path in expand_inputs(inputs):
+        for _, record in iter_records(path, on_error="skip"):
+            if "document_id" in record:
+                meta = record.get("meta_information")
+                meta = meta if isinstance(meta, dict) else {}
+                prompt = meta.get("prompt_name") or meta.get("prompt")
+                found.original_prompts.add(str(prompt) if prompt is not None else None)
+                continue
+            scores, prompts = record.get("scores"), record.get("prompt")
+            for task in scores if isinstance(scores, dict) else ():
+                if task not in found.prompts:
+                    found.tasks.append(task)
+                    found.prompts[task] = set()
+                entry = prompts.get(task) if isinstance(prompts, dict) else None
+                if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                    found.prompts[task].add(entry["name"])
+    return found
 
 
 def _record_language(record: Mapping[str, Any]) -> str | None:

@@ -10,8 +10,8 @@ Faults: ``expire_batches`` — the first N batches expire with only ``expire_don
 done; ``error_rate``/``error_status`` — that share of requests (by a hash of ``custom_id``) lands in
 the error file with that HTTP status, the first time only when ``error_once``; ``hold`` — ``"upload"``
 stores the uploaded file, then holds the reply; ``"create"`` holds ``POST /v1/batches`` before creating
-anything, ``"created"`` after creating the batch; held replies wait until ``release`` is set, then
-answer 503 (the client is gone by then).
+anything, ``"created"`` after creating the batch; ``"poll"`` holds ``GET /v1/batches/{id}``. Held
+replies wait until ``release`` is set, then answer 503 (the client is gone by then).
 """
 
 from __future__ import annotations
@@ -139,6 +139,8 @@ class FakeBatchServer(FakeOpenAIServer):
 
     async def _get_batch(self, request: web.Request) -> web.Response:
         self.calls["poll"] += 1
+        if self.hold == "poll":
+            return await self._held()
         batch = self.batches.get(request.match_info["id"])
         if batch is None:
             return web.json_response({"error": {"message": "no such batch"}}, status=404)

@@ -126,15 +126,21 @@ def _kill_when(process: subprocess.Popen, condition: Any) -> None:
     process.wait()
 
 
-#: The endpoint each hold of the fake server stops at.
-ENDPOINT = {"upload": "upload", "create": "create", "created": "create"}
+#: The endpoint each hold of the fake server stops at, and the job stages the state file may then hold.
+ENDPOINT = {"upload": "upload", "create": "create", "created": "create", "poll": "poll"}
+STAGES = {
+    "upload": {"written"},
+    "create": {"written", "uploaded"},
+    "created": {"written", "uploaded"},
+    "poll": {"written", "uploaded", "submitted"},
+}
 
 
 @pytest.mark.parametrize("hold", list(ENDPOINT))
-def test_kill_9_between_upload_and_create_then_rerun(tmp_path: Path, hold: str) -> None:
+def test_kill_9_at_each_step_then_rerun(tmp_path: Path, hold: str) -> None:
     """Killed while the server holds the upload's reply (file stored, id not saved), the batch creation
-    (nothing created) or its reply (batch created, id not saved): the rerun uploads nothing twice and
-    creates one batch per file."""
+    (nothing created), its reply (batch created, id not saved) or a poll (batch ids saved): the rerun
+    uploads nothing twice and creates one batch per file."""
     cache = tmp_path / "cache" / "requests.sqlite"
     with FakeBatchServer(hold=hold) as server:
         process = _start(tmp_path, server, cache)
@@ -142,7 +148,8 @@ def test_kill_9_between_upload_and_create_then_rerun(tmp_path: Path, hold: str) 
         server.release.set()
         state = orjson.loads((state_folder(cache, "batch") / "state.json").read_bytes())
         stages = {job["stage"] for job in state["jobs"]}
-        assert stages <= {"written", "uploaded"} and len(state["jobs"]) == 4
+        assert stages <= STAGES[hold] and len(state["jobs"]) == 4
+        assert hold != "poll" or "submitted" in stages
         server.hold = None
         rerun = _start(tmp_path, server, cache)
         _, stderr = rerun.communicate(timeout=120)

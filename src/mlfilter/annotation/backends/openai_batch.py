@@ -210,6 +210,8 @@ class BatchRunner:
         by_key = {r.key: r for r in requests}
         while True:
             jobs = jobs + [self.state.add(lines) for lines in self.split(todo)]
+            if not jobs:
+                return failed
             self.sent += sum(job.requests for job in jobs)
             outcomes = await asyncio.gather(*(self._complete(job) for job in jobs))
             self.rounds += 1
@@ -292,6 +294,9 @@ class BatchRunner:
                 self.batches[status] += 1
                 counts = batch.get("request_counts") or {}
                 log.info("batch %s: %s (%s)", job.batch_id, status, counts)
+                if status == "failed":
+                    errors = [e.get("message") for e in ((batch.get("errors") or {}).get("data") or [])]
+                    log.warning("batch %s of %s failed: %s", job.batch_id, job.file, "; ".join(map(str, errors[:5])))
                 return batch
             await asyncio.sleep(self.params.poll_interval_s)
 

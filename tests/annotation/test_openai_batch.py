@@ -205,3 +205,14 @@ def test_request_files_respect_both_limits() -> None:
     assert lines[0]["body"] == orjson.loads(requests[0].payload) and lines[0]["url"] == "/v1/chat/completions"
     with pytest.raises(MlfilterError, match="more than batch_max_bytes"):
         split_requests(requests, "/v1/chat/completions", 4, line - 1)
+
+
+def test_an_unreadable_state_file_is_a_clear_error(tmp_path: Path, cache_file: Path, monkeypatch) -> None:
+    folder = state_folder(cache_file, "a")
+    folder.mkdir(parents=True)
+    (folder / "state.json").write_text('{"jobs": [{"file": "x.jsonl"}]}')
+    with FakeBatchServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        with pytest.raises(MlfilterError, match=r"state\.json: unreadable batch state .*move it away"):
+            run(tmp_path, cache_file, **BATCH)
+        assert server.calls.total() == 0

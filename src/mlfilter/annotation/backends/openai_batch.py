@@ -29,7 +29,7 @@ import logging
 import os
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,7 +272,7 @@ class BatchRunner:
         log.info("%s: batch %s created", job.file, reply["id"])
         return str(reply["id"])
 
-    async def _list(self, path: str) -> Any:
+    async def _list(self, path: str) -> AsyncIterator[dict[str, Any]]:
         """Every item of a paginated list endpoint (``data``, ``has_more``, ``after``)."""
         after = None
         while True:

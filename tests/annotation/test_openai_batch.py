@@ -71,6 +71,18 @@ def test_expired_batch_and_error_file_end_annotated_and_a_live_rerun_sends_nothi
     assert live_records == records
 
 
+def test_a_batch_that_expired_with_nothing_done_is_run_again(
+    tmp_path: Path, cache_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second round's request file equals the first: the upload is reused, the expired batch is not."""
+    with FakeBatchServer(expire_batches=1, expire_done=0.0) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        records, report = run(tmp_path, cache_file, **{**BATCH, "batch_max_requests": 50_000})
+        assert server.calls["upload"] == 1 and len(server.batches) == 2
+        assert [b["status"] for b in server.batches.values()] == ["expired", "completed"]
+    assert set(statuses(records)) == {OK} and report["requests"]["retries"] == {"batch_expired": REQUESTS}
+
+
 def test_batch_replies_equal_live_replies(tmp_path: Path, cache_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with FakeBatchServer() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)

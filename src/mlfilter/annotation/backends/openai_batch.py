@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: Batch statuses after which nothing changes any more.
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+#: Statuses of a batch that will give no more results: an earlier batch in one of them is not reused.
+_SPENT = frozenset({"failed", "expired", "cancelling", "cancelled"})
 #: Job stages, in order; each is saved before the next begins.
 WRITTEN, UPLOADED, SUBMITTED, DONE = "written", "uploaded", "submitted", "done"
 _STATE_VERSION = 1
@@ -257,9 +259,9 @@ class BatchRunner:
         return str(reply["id"])
 
     async def _create(self, job: Job) -> str:
-        """The id of the batch of the job's file: an earlier one for it, else a new one."""
+        """The id of the batch of the job's file: an earlier one that may still give results, else a new one."""
         async for item in self._list("/batches?limit=100"):
-            if item.get("input_file_id") == job.input_file_id and item.get("status") != "cancelled":
+            if item.get("input_file_id") == job.input_file_id and item.get("status") not in _SPENT:
                 log.info("%s: batch %s already exists", job.file, item["id"])
                 return str(item["id"])
         body = {

@@ -302,6 +302,7 @@ class AnnotationRun:
         from mlfilter.annotation.backends.openai_client import RequestFailed
 
         cache = RequestCache(self.cache_file)
+        folder = state_folder(self.cache_file, self.annotator.name)
 
         def commit(items: list[tuple[str, bytes]]) -> None:
             cache.put_many(items)
@@ -309,7 +310,6 @@ class AnnotationRun:
 
         try:
             misses = [r for chunk in self._plans("annotate", count=True) for r in self._lookup(chunk, cache)[0]]
-            folder = state_folder(self.cache_file, self.annotator.name)
             async with self._client() as client:
                 batches = BatchRunner(self.params, self.annotator.backend, client, folder, commit)
                 failures = await batches.run(misses)
@@ -562,12 +562,14 @@ class AnnotationRun:
             estimate.update(self._batch_estimate(to_send, prompt_tokens, estimate["estimated_output_tokens"]))
         return estimate
 
-    def _batch_estimate(self, requests: Sequence[PreparedRequest], prompt_tokens: int, output_tokens: int) -> dict:
+    def _batch_estimate(
+        self, requests: Sequence[PreparedRequest], prompt_tokens: int, output_tokens: int
+    ) -> dict[str, Any]:
         """The request files a batch run would upload and its cost at the annotator's prices per token."""
-        from mlfilter.annotation.backends.openai_batch import batch_plan, split_requests
+        from mlfilter.annotation.backends.openai_batch import batch_plan, endpoint_url, split_requests
 
         p = self.params
-        url = "/v1" + self.annotator.backend.path
+        url = endpoint_url(self.annotator.backend)
         files = batch_plan(split_requests(requests, url, p.batch_max_requests, p.batch_max_bytes))
         cost = prompt_tokens * p.price_per_input_token + output_tokens * p.price_per_output_token
         return {

@@ -53,6 +53,11 @@ WRITTEN, UPLOADED, SUBMITTED, DONE = "written", "uploaded", "submitted", "done"
 _STATE_VERSION = 1
 
 
+def endpoint_url(backend: OpenAIBackend) -> str:
+    """The Batch API's name of the live backend's endpoint: ``/v1/chat/completions`` or ``/v1/completions``."""
+    return "/v1" + backend.path
+
+
 def request_line(request: PreparedRequest, url: str) -> bytes:
     """One line of a request file: ``custom_id`` (the cache key), method, URL and the exact live body."""
     head = orjson.dumps({"custom_id": request.key, "method": "POST", "url": url})
@@ -187,7 +192,7 @@ class BatchRunner:
         self.params = params
         self.backend = backend
         self.client = client
-        self.url = "/v1" + backend.path
+        self.url = endpoint_url(backend)
         self.state = BatchState(Path(folder))
         self.commit = commit
         self.sent = 0

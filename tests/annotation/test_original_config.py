@@ -105,6 +105,7 @@ def test_an_original_config_runs_and_aggregate_reads_its_annotations(
 ) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
     monkeypatch.setenv("MLFILTER_CACHE", str(tmp_path / "cache.sqlite"))
+    monkeypatch.chdir(tmp_path)
     cfg = write_config(tmp_path, **{"backoff_factor: 0.4": "backoff_factor: 0.01"})
     assert cli.main(["score_documents", "--config_file_path", str(cfg)]) == 0
     capsys.readouterr()

@@ -49,7 +49,7 @@ class FakeBatchServer(FakeOpenAIServer):
         self.calls: Counter[str] = Counter()
         self.batch_lines: Counter[str] = Counter()
         self._ids = itertools.count(1)
-        self._errored: set[str] = set()
+        self.errored: set[str] = set()
 
     def _app(self) -> web.Application:
         app = super()._app()
@@ -181,7 +181,7 @@ class FakeBatchServer(FakeOpenAIServer):
     def _errs(self, key: str) -> bool:
         if _unit(key, "batch-error") >= self.error_rate:
             return False
-        if self.error_once and key in self._errored:
+        if self.error_once and key in self.errored:
             return False
-        self._errored.add(key)
+        self.errored.add(key)
         return True

@@ -53,7 +53,7 @@ def test_expired_batch_and_error_file_end_annotated_and_a_live_rerun_sends_nothi
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
         records, report = run(tmp_path, cache_file, **BATCH)
         assert server.calls["upload"] == server.calls["create"] >= 5, "4 first-round files, then the leftovers"
-        errored = len(server._errored)
+        errored = len(server.errored)
         assert server.request_count == 0, "nothing went to the live endpoint"
         assert len(records) == 72 and set(statuses(records)) == {OK}
         assert report["batches"]["status"]["expired"] == 1 and report["batches"]["rounds"] >= 2
@@ -100,7 +100,7 @@ def test_requests_that_fail_for_good_are_counted_under_their_status(
     with FakeBatchServer(error_rate=0.1, error_status=400, error_once=False) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
         records, report = run(tmp_path, cache_file, max_failed_fraction=1.0, **BATCH)
-        failed = len(server._errored)
+        failed = len(server.errored)
         with pytest.raises(MlfilterError, match="max_failed_fraction"):
             run(tmp_path, cache_file, name="b", **BATCH)
         assert server.batch_lines.total() == REQUESTS + failed, "a rerun sends only the failed requests"

@@ -4,9 +4,10 @@ The original (ml_filter by OpenGPT-X / EuroLingua) describes an annotation run i
 ``settings`` (model, paths), ``llm_rest_client`` (request and sampling parameters), ``tokenizer``,
 ``prompt_builder`` and ``document_processor`` — with OmegaConf interpolations (``${settings.model_name}``)
 and ``${eval:'...'}`` arithmetic. It applied the tokenizer's chat template itself and posted to
-``/v1/completions``; so does the mapped annotator (``api: completions``). Keys that only steered the
-original implementation are accepted and ignored with a log line; keys with no equivalent here, and
-unknown keys, are an error naming the key. The server URL comes from ``OPENAI_BASE_URL`` (the original's
+``/v1/completions``; so does the mapped annotator (``api: completions``). ``max_prompt_length`` becomes
+``max_document_tokens``: it caps the document's tokens (the original capped the whole prompt, so the
+instructions now come on top). Keys that only steered the original implementation are accepted and
+ignored with a log line; keys with no equivalent here, and unknown keys, are an error naming the key. The server URL comes from ``OPENAI_BASE_URL`` (the original's
 ``--rest_endpoint``), never from the file.
 
 The prompt file (``prompt_builder.prompt_template_file_path``) must be one of ours (labels, score prefix,

@@ -7,8 +7,8 @@ and ``${eval:'...'}`` arithmetic. It applied the tokenizer's chat template itsel
 ``/v1/completions``; so does the mapped annotator (``api: completions``). ``max_prompt_length`` becomes
 ``max_document_tokens``: it caps the document's tokens (the original capped the whole prompt, so the
 instructions now come on top). Keys that only steered the original implementation are accepted and
-ignored with a log line; keys with no equivalent here, and unknown keys, are an error naming the key. The server URL comes from ``OPENAI_BASE_URL`` (the original's
-``--rest_endpoint``), never from the file.
+ignored with a log line; keys with no equivalent here, and unknown keys, are an error naming the key.
+The server URL comes from ``OPENAI_BASE_URL`` (the original's ``--rest_endpoint``), never from the file.
 
 The prompt file (``prompt_builder.prompt_template_file_path``) must be one of ours (labels, score prefix,
 languages): the original's prompt files name neither their labels nor their score format.

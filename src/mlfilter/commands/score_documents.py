@@ -29,7 +29,7 @@ config file (YAML):
   tasks:                             # what params.yaml `tasks` holds
     - {name: educational, prompt: prompts/educational_v1.yaml, num_targets: 6, threshold: 3}
   annotator:                         # what an entry of params.yaml `annotate.annotators` holds
-    backend: openai                  # openai | local | import
+    backend: openai                  # openai | openai_batch | local | import
     model: meta-llama/Llama-3.3-70B-Instruct
     score_mode: generate             # generate | logprobs
     n: 3

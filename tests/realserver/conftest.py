@@ -5,7 +5,9 @@ points elsewhere) and serves the packaged GGUF converted once to a Hugging Face 
 (``scripts/export_embedded_llm.py``). It starts once per test session on 127.0.0.1 on a free port, in a
 process group of its own, and the whole group (the API server and its ``EngineCore`` child) is killed at
 the end. Without the venv the tests are skipped with the reason, unless ``MLFILTER_REALSERVER=require``
-(as ``make test`` sets), which turns the skip into a failure.
+(as ``make test`` sets), which turns the skip into a failure. ``MLFILTER_VLLM_URL`` (``http://host:port/v1``)
+points the tests at a vLLM server already running and serving ``SmolLM2-135M-Instruct``, to iterate
+without the start-up wait; the fixture then neither starts nor stops one.
 """
 
 from __future__ import annotations
@@ -40,8 +42,6 @@ class RealServer:
 
     url: str
     model: str
-    log: Path
-    start_s: float
 
     def metric(self, name: str) -> float:
         """The sum over all label sets of the server's Prometheus metric ``name`` (``vllm:request_success_total``)."""
@@ -101,7 +101,12 @@ def model_folder() -> Path:
 
 @pytest.fixture(scope="session")
 def vllm_server(model_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
-    """vLLM's OpenAI API server on 127.0.0.1, started once per session; its log is kept for the tests."""
+    """vLLM's OpenAI API server on 127.0.0.1, started once per session (its log goes to a temporary folder)."""
+    running = os.environ.get("MLFILTER_VLLM_URL")
+    if running:
+        assert _ready(running), f"MLFILTER_VLLM_URL={running}: no answer from its /models"
+        yield RealServer(running, MODEL_NAME)
+        return
     python = VENV / "bin" / "python"
     if not (VENV / ".installed").is_file():
         reason = f"the vLLM server venv {VENV} is not built: run `make install-vllm`"
@@ -149,6 +154,6 @@ def vllm_server(model_folder: Path, tmp_path_factory: pytest.TempPathFactory) ->
             time.sleep(2)
         start_s = time.monotonic() - started
         print(f"\nvLLM server up at {url} after {start_s:.0f} s (log: {log})")
-        yield RealServer(url, MODEL_NAME, log, start_s)
+        yield RealServer(url, MODEL_NAME)
     finally:
         _stop(process)

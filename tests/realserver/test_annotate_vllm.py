@@ -119,7 +119,7 @@ def test_chat_generate_n3(vllm_server: RealServer, documents: Path, tmp_path: Pa
         n=3,
         force_reply_prefix=True,
         sampling={"temperature": 0.7, "top_p": 0.95, "max_new_tokens": 8},
-        extra_body={"stop": ["\n"]},
+        extra_body={"stop": [" ", "\n"]},
     )
     stage = Stage(tmp_path, vllm_server, documents, params)
     planned = len(stage.request_keys())
@@ -139,7 +139,10 @@ def test_chat_generate_n3(vllm_server: RealServer, documents: Path, tmp_path: Pa
         assert all(isinstance(reply, str) for reply in record["replies"]["educational"])
     statuses = [s for r in records for s in r["status"]["educational"]]
     ok = [score for r in records for score in r["scores"]["educational"] if score is not None]
-    assert statuses.count("ok") == len(ok) >= 0.5 * planned, report["generations"]
+    # The tiny model sampled at 0.7 often writes "100" or "3.5" after the prefix (out of range): about 40 % are
+    # valid scores here; a quarter is far from what a broken request path would give (none).
+    assert statuses.count("ok") == len(ok) >= 0.25 * planned, report["generations"]
+    assert not any(s.startswith("request_failed") for s in statuses)
     assert all(0 <= score <= 5 for score in ok)
     # Sampling at temperature 0.7 from a real model: the three replies of a document are not all the same.
     assert sum(len(set(r["replies"]["educational"])) > 1 for r in records) >= 6
@@ -173,7 +176,7 @@ def test_logprobs_with_reply_prefix(
     for record in records:
         distribution = record["distribution"]["educational"][0]
         assert len(distribution) == 6
-        assert sum(distribution) == pytest.approx(1.0, abs=1e-6)
+        assert sum(distribution) == pytest.approx(1.0, abs=1e-5)  # rounded to 6 decimals
         assert 0 <= record["scores"]["educational"][0] <= 5
 
 
@@ -185,7 +188,7 @@ def test_kill_9_then_rerun_sends_no_finished_request(vllm_server: RealServer, do
         concurrency=4,
         force_reply_prefix=True,
         sampling={"temperature": 0.7, "top_p": 0.95, "max_new_tokens": 8},
-        extra_body={"stop": ["\n"]},
+        extra_body={"stop": [" ", "\n"]},
     )
     stage = Stage(tmp_path, vllm_server, documents, params)
     keys = stage.request_keys()

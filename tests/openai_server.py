@@ -26,12 +26,33 @@ Replies: for a prompt that names a score format it knows (``Educational score:``
 (chat: ``logprobs: true, top_logprobs: k``; completions: ``logprobs: k``) the first output token's
 top log-probabilities spread over the labels, peaking at the score.
 
+With ``response_format: {type: json_schema}`` the reply is JSON, ``{"score": <score>}``.
+
 Faults (``Faults.kinds``): ``http_500``; ``http_429`` with ``Retry-After``; ``slow`` (the reply
 takes ``slow_s``, longer than the client's timeout); ``drop`` (the connection is closed without a
 reply); ``malformed`` (a 200 whose body is broken JSON); ``no_score`` (a reply without any score,
 or log-probabilities without a label token); ``out_of_range`` (a score outside the labels). The
-first five are transient and drawn at random per HTTP request (``seed``); the last two are content
-faults, decided by a hash of the request body, so a retry or a rerun gets the same reply.
+first five are transient and drawn at random per HTTP request (``seed``); the others are content
+faults, decided by a hash of the request body, so a retry or a rerun gets the same reply. These
+seven are the default ``kinds``; the content faults of real servers are opt-in:
+
+- ``length``: the reply stops mid-sentence after a score, ``finish_reason: length``;
+- ``reasoning``: a reasoning model's reply, ``reasoning_content`` then the answer, reasoning tokens
+  counted in ``usage.completion_tokens_details``;
+- ``reasoning_only``: the thinking used the whole budget: ``content: null``, ``finish_reason: length``;
+- ``new_turn``: the final assistant message is not continued: a new turn starting with a word
+  ("Educational"), the label tokens far down the top log-probabilities (mass ≈ 2e-5);
+- ``low_mass``: the first token is a label, but the labels hold only ~30% of the probability;
+- ``empty_top_logprobs``: logprobs asked, ``top_logprobs: []`` returned;
+- ``empty_reply``: ``content: ""``, ``finish_reason: stop``;
+- ``refusal``: ``content: null`` with a ``refusal`` (OpenAI);
+- ``context_length``: HTTP 400 with vLLM's "maximum context length" message;
+- ``schema_break``: json mode, a reply that breaks the schema (``{"rating": "high"}``).
+
+Server-wide behaviours: ``echo_auth`` answers every request with a 401 whose body echoes the
+``Authorization`` header (some servers do); ``reject_schema`` answers a request with a JSON schema in
+``response_format`` with a 400, as servers without structured output do; ``stop_after`` stops serving
+(connections refused from then on) once that many requests have arrived, as a killed server does.
 """
 
 from __future__ import annotations
@@ -55,7 +76,24 @@ from aiohttp import web
 
 TRANSIENT_FAULTS = ("http_500", "http_429", "slow", "drop", "malformed")
 CONTENT_FAULTS = ("no_score", "out_of_range")
-ALL_FAULTS = TRANSIENT_FAULTS + CONTENT_FAULTS
+DEFAULT_FAULTS = TRANSIENT_FAULTS + CONTENT_FAULTS
+REAL_SERVER_FAULTS = (
+    "length",
+    "reasoning",
+    "reasoning_only",
+    "new_turn",
+    "low_mass",
+    "empty_top_logprobs",
+    "empty_reply",
+    "refusal",
+    "context_length",
+    "schema_break",
+)
+ALL_FAULTS = DEFAULT_FAULTS + REAL_SERVER_FAULTS
+CONTEXT_LENGTH_MESSAGE = (
+    "This model's maximum context length is 2048 tokens. However, you requested 2112 tokens (1600 in the "
+    "messages, 512 in the completion). Please reduce the length of the messages or completion."
+)
 DEFAULT_FORMATS: dict[str, int] = {"Educational score:": 6, "Adult content score:": 4}
 
 
@@ -74,7 +112,7 @@ class Faults:
     """Which faults to inject and how often (``rate``: the share of requests that get one)."""
 
     rate: float = 0.0
-    kinds: tuple[str, ...] = ALL_FAULTS
+    kinds: tuple[str, ...] = DEFAULT_FAULTS
     retry_after: str = "0.05"
     slow_s: float = 2.0
     seed: int = 0
@@ -95,6 +133,9 @@ class FakeOpenAIServer:
     api_key: str | None = None
     host: str = "127.0.0.1"
     port: int = 0
+    echo_auth: bool = False
+    reject_schema: bool = False
+    stop_after: int | None = None
 
     def __post_init__(self) -> None:
         self.request_count = 0
@@ -135,8 +176,8 @@ class FakeOpenAIServer:
         return int(_unit(prompt_text, "score") * num_labels)
 
     def content_fault(self, body: bytes) -> str | None:
-        """The content fault (``no_score``/``out_of_range``) this server gives this body, if any."""
-        kinds = [k for k in self.faults.kinds if k in CONTENT_FAULTS]
+        """The content fault (``no_score``, ``length``, …) this server gives this body, if any."""
+        kinds = [k for k in self.faults.kinds if k not in TRANSIENT_FAULTS]
         if not kinds or self.faults.rate <= 0:
             return None
         share = self.faults.rate * len(kinds) / len(self.faults.kinds)
@@ -153,8 +194,12 @@ class FakeOpenAIServer:
         return self
 
     def stop(self) -> None:
-        """Stop the server and its thread."""
+        """Stop the server and its thread (a server stopped by ``stop_after`` only joins its thread)."""
         if self._loop is not None and self._thread is not None:
+            if self._loop.is_closed():
+                self._thread.join(10)
+                self._thread = None
+                return
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             self._thread = None
@@ -222,6 +267,15 @@ class FakeOpenAIServer:
         with self._lock:
             self.request_count += 1
             self._counts[digest] += 1
+            stopping = self.stop_after is not None and self.request_count >= self.stop_after
+        if stopping:
+            assert self._loop is not None and request.transport is not None
+            self._loop.call_soon(self._loop.stop)
+            request.transport.abort()
+            return web.Response(status=500)
+        if self.echo_auth:
+            header = request.headers.get("Authorization", "")
+            return web.json_response({"error": {"message": f"invalid credentials: {header}"}}, status=401)
         if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return web.json_response({"error": {"message": "invalid API key"}}, status=401)
         if self.latency:
@@ -237,10 +291,17 @@ class FakeOpenAIServer:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             return web.json_response({"error": {"message": "body is not JSON"}}, status=400)
+        schema = (payload.get("response_format") or {}).get("type") == "json_schema"
+        if schema and self.reject_schema:
+            message = "response_format of type json_schema is not supported by this server"
+            return web.json_response({"error": {"message": message, "type": "BadRequestError"}}, status=400)
         content_fault = self.content_fault(body)
         if content_fault:
             with self._lock:
                 self._faults[content_fault] += 1
+        if content_fault == "context_length":
+            error = {"message": CONTEXT_LENGTH_MESSAGE, "type": "BadRequestError", "code": 400}
+            return web.json_response({"object": "error", **error}, status=400)
         chat = request.path.endswith("/chat/completions")
         reply = self._reply(payload, chat, content_fault)
         return web.Response(body=orjson.dumps(reply), content_type="application/json")
@@ -260,7 +321,7 @@ class FakeOpenAIServer:
         await asyncio.sleep(self.faults.slow_s)
         return None
 
-    def _reply(self, payload: dict[str, Any], chat: bool, content_fault: str | None) -> dict[str, Any]:
+    def _reply(self, payload: dict[str, Any], chat: bool, fault: str | None) -> dict[str, Any]:
         if chat:
             messages = payload.get("messages") or []
             prompt = "\n".join(str(m.get("content", "")) for m in messages)
@@ -274,53 +335,83 @@ class FakeOpenAIServer:
         fmt = next((f for f in self.formats if f in prompt), None)
         num_labels = self.formats.get(fmt, 6) if fmt else 6
         score = self.expected_score(prompt, num_labels)
-        prefilled = fmt is not None and tail.rstrip().endswith(fmt)
-        if content_fault == "out_of_range":
+        prefilled = fmt is not None and tail.rstrip().endswith(fmt) and fault != "new_turn"
+        json_mode = (payload.get("response_format") or {}).get("type") == "json_schema"
+        if fault == "out_of_range":
             score = num_labels + 3
-        if content_fault == "no_score" or fmt is None:
+        finish = "stop"
+        if json_mode:
+            text = '{"rating": "high"}' if fault == "schema_break" else orjson.dumps({"score": score}).decode()
+        elif fault == "no_score" or fmt is None:
             text = "I am not able to rate this document."
         elif prefilled:
             text = str(score)
         else:
             text = f"The document was read with care.\n{fmt} {score}"
-        logprobs = self._logprobs(score, num_labels, top_k, content_fault) if top_k else None
-        if logprobs is not None:
+        if fault == "length":
+            text, finish = f"It would deserve {fmt} {score}, but this page is mostly navigation links and", "length"
+        logprobs = self._logprobs(score, num_labels, top_k, fault) if top_k else None
+        if logprobs:
             text = logprobs[0][0]
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        reasoning_tokens = 0
+        if fault in ("reasoning", "reasoning_only"):
+            thought = "Let me think about the document step by step. " * 40
+            message["reasoning_content"] = thought
+            reasoning_tokens = len(thought) // 4
+            if fault == "reasoning_only":
+                message["content"], finish, text = None, "length", ""
+        elif fault in ("empty_reply", "refusal"):
+            message["content"], text = ("", "") if fault == "empty_reply" else (None, "")
+            if fault == "refusal":
+                message["refusal"] = "I'm sorry, I can't help with that."
         prompt_tokens = max(1, len(prompt) // 4)
-        completion_tokens = 1 if top_k else max(1, len(text) // 4)
-        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+        completion_tokens = reasoning_tokens + (1 if top_k else max(1, len(text) // 4))
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
         if chat:
-            choice["message"] = {"role": "assistant", "content": text}
+            choice["message"] = message
             if logprobs is not None:
                 top = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in logprobs]
-                choice["logprobs"] = {"content": [{"token": text, "logprob": logprobs[0][1], "top_logprobs": top}]}
+                first = logprobs[0] if logprobs else (text, 0.0)
+                choice["logprobs"] = {"content": [{"token": text, "logprob": first[1], "top_logprobs": top}]}
         else:
             choice["text"] = text
             if logprobs is not None:
                 choice["logprobs"] = {
                     "tokens": [text],
-                    "token_logprobs": [logprobs[0][1]],
+                    "token_logprobs": [logprobs[0][1] if logprobs else 0.0],
                     "top_logprobs": [dict(logprobs)],
                 }
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        if reasoning_tokens:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
         return {
             "id": "cmpl-fake",
             "object": "chat.completion" if chat else "text_completion",
             "model": payload.get("model", "fake"),
             "choices": [choice],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": usage,
         }
 
     @staticmethod
-    def _logprobs(score: int, num_labels: int, top_k: int, content_fault: str | None) -> list[tuple[str, float]]:
-        """Top tokens, most likely first: labels peaking at ``score``, plus two non-label tokens."""
-        if content_fault == "no_score":
+    def _logprobs(score: int, num_labels: int, top_k: int, fault: str | None) -> list[tuple[str, float]]:
+        """Top tokens, most likely first: labels peaking at ``score``, plus two non-label tokens (or what
+        ``fault`` asks for: none, no label, labels far down the list, labels with little mass)."""
+        if fault == "empty_top_logprobs":
+            return []
+        if fault == "no_score":
             weights = {"The": 0.6, "I": 0.3, "A": 0.1}
-        elif content_fault == "out_of_range":
+        elif fault == "out_of_range":
             weights = {str(num_labels + 3): 0.7, str(num_labels + 5): 0.3}
+        elif fault == "new_turn":
+            weights = {"Educational": 0.9, "The": 0.05, "This": 0.03, "**": 0.02 - 2e-5}
+            weights.update({str(label): 2e-5 / num_labels for label in range(num_labels)})
+        elif fault == "low_mass":
+            weights = {str(score): 0.3, "The": 0.25, "This": 0.25, "I": 0.2}
         else:
             weights = {str(label): 2.0 ** -abs(label - score) for label in range(num_labels)}
             weights.update({"The": 0.02, "\n": 0.01})

@@ -18,16 +18,28 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 _SECRET_ENV = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD)$")
 
 
+_BEARER = re.compile(r"(Bearer\s+)[^\s\"',;]+", re.IGNORECASE)
+
+
+def redact(text: str, extra: Iterable[str | None] = ()) -> str:
+    """``text`` with secrets replaced by ``***``: values of secret-looking environment variables
+    (``*_API_KEY``, ``*_TOKEN``…), the ``extra`` values (e.g. a key read from a custom variable), and
+    any ``Bearer <token>`` (a server that echoes the ``Authorization`` header)."""
+    secrets = [v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 6]
+    secrets += [v for v in extra if v and len(v) >= 6]
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return _BEARER.sub(r"\1***", text)
+
+
 class RedactSecrets(logging.Filter):
-    """Replace the values of secret-looking environment variables (``*_API_KEY``, ``*_TOKEN``…) in log lines."""
+    """Mask secrets (see :func:`redact`) in log lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = [v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 6]
-        if secrets:
-            message = record.getMessage()
-            for secret in secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
         return True
 
 

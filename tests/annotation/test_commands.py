@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mlfilter import cli
+from mlfilter.annotation.cache import RequestCache
 from tests.annotation.conftest import DOCUMENTS, EDUCATIONAL, read_output
 from tests.openai_server import FakeOpenAIServer
 
@@ -64,3 +70,23 @@ def test_annotate_dry_run_of_the_demo_params(tmp_path: Path, monkeypatch, capsys
     assert dry["requests"] == 72 and dry["to_send"] == 72
     assert dry["prompt_tokens_method"] == "tokenizer" and dry["prompt_tokens_to_send"] > 72 * 300
     assert dry["estimated_output_tokens"] == 72
+
+
+def test_ctrl_c_prints_one_line_saying_what_was_saved_and_how_to_resume(tmp_path: Path) -> None:
+    cfg = config(tmp_path, annotator={"backend": "openai", "model": "fake", "concurrency": 2})
+    with FakeOpenAIServer(latency=0.2) as server:
+        env = {**os.environ, "OPENAI_BASE_URL": server.url, "MLFILTER_PROGRESS": "0"}
+        command = [sys.executable, "-m", "mlfilter.cli", "score_documents", "--config_file_path", str(cfg)]
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while server.request_count < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("mlfilter score_documents: error: annotator 'llm': interrupted; ")
+    assert "saved in the request cache" in last and "Run the same command again to resume" in last
+    saved = int(last.split("interrupted; ")[1].split(" ")[0])
+    assert saved >= 4 and saved == len(RequestCache(tmp_path / "cache.sqlite"))

@@ -13,8 +13,8 @@ import pytest
 
 from mlfilter.annotation.backends.local import resolve_dtype
 from mlfilter.annotation.params import AnnotatorParams, SamplingParams
-from mlfilter.annotation.parsing import OK, OUT_OF_RANGE, PARSE_ERROR
 from mlfilter.annotation.runner import AnnotationRun, Annotator
+from mlfilter.annotation.statuses import LENGTH, LOW_LABEL_MASS, NO_LABEL_TOKEN, NO_SCORE, OK, OUT_OF_RANGE
 from mlfilter.documents import Document
 from tests.annotation.conftest import EDUCATIONAL, output_bytes, read_output
 
@@ -59,11 +59,19 @@ def test_logprobs_mode(documents: Path, tmp_path: Path, cache_file: Path) -> Non
     for record in records:
         (distribution,) = record["distribution"]["educational"]
         (score,) = record["scores"]["educational"]
-        assert record["status"]["educational"] == [OK]
-        assert sum(distribution) == pytest.approx(1, abs=1e-5)
-        assert score == pytest.approx(sum(i * p for i, p in enumerate(distribution)), abs=1e-3)
-        assert 0 < record["label_mass"]["educational"][0] <= 1
+        (status,) = record["status"]["educational"]
+        (top_token,) = record["replies"]["educational"]
+        mass = record["label_mass"]["educational"][0]
+        assert 0 < mass <= 1
         assert record["usage"]["prompt_tokens"] > 100 and record["usage"]["completion_tokens"] == 1
+        if top_token.strip() not in {str(label) for label in range(6)}:
+            assert status == NO_LABEL_TOKEN and score is None and distribution is None
+            continue
+        assert status == (OK if mass >= 0.5 else LOW_LABEL_MASS)
+        if status == OK:
+            assert sum(distribution) == pytest.approx(1, abs=1e-5)
+            assert score == pytest.approx(sum(i * p for i, p in enumerate(distribution)), abs=1e-3)
+    assert sum(r["status"]["educational"] == [OK] for r in records) >= 2
     assert report["requests"]["sent"] == 3
     again = AnnotationRun(annotator, [str(documents)], cache_file).run(tmp_path / "out")
     assert again["requests"]["sent"] == 0 and again["requests"]["cache_hits"] == 3
@@ -77,15 +85,19 @@ def test_generate_mode(documents: Path, tmp_path: Path, cache_file: Path) -> Non
     AnnotationRun(annotator, [str(documents)], cache_file).run(tmp_path / "out")
     for record in read_output(tmp_path / "out"):
         assert len(record["replies"]["educational"]) == 2
-        for score, status, reply in zip(
+        for score, status, reply, finish in zip(
             record["scores"]["educational"],
             record["status"]["educational"],
             record["replies"]["educational"],
+            record["finish_reason"]["educational"],
             strict=True,
         ):
             assert isinstance(reply, str) and reply
-            assert status in {OK, PARSE_ERROR, OUT_OF_RANGE}
+            assert status in {OK, NO_SCORE, OUT_OF_RANGE, LENGTH}
             assert (score is None) == (status != OK)
+            if status == LENGTH:
+                assert finish == "length"
+                assert reply.strip() not in {str(label) for label in range(6)}, "a lone label after the prefix is whole"
         assert 1 <= record["usage"]["completion_tokens"] <= 6
 
 

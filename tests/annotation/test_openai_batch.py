@@ -16,8 +16,8 @@ import yaml
 
 from mlfilter.annotation.backends.base import PreparedRequest
 from mlfilter.annotation.backends.openai_batch import split_requests, state_folder
-from mlfilter.annotation.parsing import OK
 from mlfilter.annotation.runner import annotate
+from mlfilter.annotation.statuses import OK
 from mlfilter.errors import MlfilterError
 from tests.annotation.conftest import ADULT, DOCUMENTS, EDUCATIONAL, ROOT, fast_params, output_bytes, read_output
 from tests.annotation.openai_batch_server import FakeBatchServer
@@ -99,9 +99,9 @@ def test_requests_that_fail_for_good_are_counted_under_their_status(
 ) -> None:
     with FakeBatchServer(error_rate=0.1, error_status=400, error_once=False) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
-        records, report = run(tmp_path, cache_file, max_failed_fraction=1.0, **BATCH)
+        records, report = run(tmp_path, cache_file, max_invalid_fraction=1.0, **BATCH)
         failed = len(server.errored)
-        with pytest.raises(MlfilterError, match="max_failed_fraction"):
+        with pytest.raises(MlfilterError, match="max_invalid_fraction"):
             run(tmp_path, cache_file, name="b", **BATCH)
         assert server.batch_lines.total() == REQUESTS + failed, "a rerun sends only the failed requests"
     found = [s for s in statuses(records) if s != OK]

@@ -17,6 +17,7 @@ from mlfilter.annotation.backends.openai_client import (
     OpenAIBackend,
     OpenAIClient,
     RequestFailed,
+    error_text,
     retry_after_seconds,
 )
 from tests.annotation.conftest import fast_params
@@ -152,3 +153,37 @@ def test_a_bad_request_is_not_retried(server: FakeOpenAIServer) -> None:
         asyncio.run(main())
     assert info.value.kind == "http_400"
     assert server.request_count == 1
+
+
+def test_sent_counts_requests_that_reached_a_server() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    results, client = send_all([dead], 4, max_retries=1)
+    assert all(isinstance(r, RequestFailed) and r.kind == "connection" for r in results)
+    assert client.stats.sent == 0 and client.stats.attempts == 8
+    with FakeOpenAIServer(faults=Faults(rate=1.0, kinds=("http_500",))) as server:
+        results, client = send_all([server.url], 4, max_retries=1)
+    assert all(isinstance(r, RequestFailed) for r in results) and client.stats.sent == 4
+
+
+def test_server_error_texts_are_kept_per_kind() -> None:
+    faults = Faults(rate=0.5, kinds=("http_500", "http_429"), retry_after="0.01")
+    with FakeOpenAIServer(faults=faults) as server:
+        _, client = send_all([server.url], 20, max_retries=10)
+        injected = server.fault_counts()
+    assert injected["http_500"] > 1 and injected["http_429"] > 1, "both kinds, several times"
+    assert client.stats.errors == {"http_500": ["injected server error"], "http_429": ["injected rate limit"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        (b'{"error": {"message": "bad  model\\nname", "code": 400}}', "bad model name"),
+        (b'{"object": "error", "message": "too long", "code": 400}', "too long"),
+        (b'{"detail": [{"loc": ["body"], "msg": "field required"}]}', '[{"loc":["body"],"msg":"field required"}]'),
+        (b"<html>Bad Gateway</html>", "<html>Bad Gateway</html>"),
+    ],
+)
+def test_error_text_reads_what_servers_send(body: bytes, text: str) -> None:
+    assert error_text(body) == text

@@ -50,7 +50,7 @@ def test_import_as_an_annotator(tmp_path: Path, cache_file: Path) -> None:
     first, second = read_output(tmp_path / "out")
     assert first["id"] == "1" and first["annotator"] == "original" and first["model"] == "llama-70b"
     assert first["scores"] == {"educational": [3, None, 4]}
-    assert first["status"] == {"educational": ["ok", "parse_error", "ok"]}
+    assert first["status"] == {"educational": ["ok", "no_score", "ok"]}
     assert first["replies"]["educational"][1] == "no score here"
     assert first["prompt"]["educational"] == {"name": "fineweb_edu", "sha256": None, "language": "en"}
     assert second["scores"] == {"educational": [None, None]}
@@ -73,5 +73,5 @@ def test_scores_on_a_one_based_scale_map_to_labels() -> None:
     assert mapper.map(4.5) == (3.5, "ok")
     assert mapper.map("5") == (4, "ok")
     assert mapper.map(0) == (None, "out_of_range")
-    assert mapper.map(None) == (None, "parse_error")
-    assert mapper.map(True) == (None, "parse_error")
+    assert mapper.map(None) == (None, "no_score")
+    assert mapper.map(True) == (None, "no_score")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -52,10 +53,16 @@ def test_values_are_converted_with_types() -> None:
         ({"model": "m", "batch_max_bytes": 0}, "batch_max_bytes: expected 1..200000000"),
         ({"model": "m", "price_per_input_token": -1e-6}, "price_per_input_token: expected a price >= 0"),
         ({"model": "m", "poll_interval_s": 0}, "poll_interval_s: expected a value > 0"),
+        ({"model": "m", "min_label_mass": 1.5}, "min_label_mass: expected a value in [0, 1]"),
+        ({"model": "m", "max_invalid_fraction": -0.1}, "max_invalid_fraction: expected a value in [0, 1]"),
+        ({"model": "m", "sampling": {"max_reasoning_tokens": -1}}, "max_reasoning_tokens: expected at least 0"),
+        ({"model": "m", "sampling": {"reasoning_effort": "max"}}, "reasoning_effort: expected one of"),
+        ({"model": "m", "score_mode": "json", "backend": "local"}, "score_mode: json needs a server"),
+        ({"model": "m", "score_mode": "json", "force_reply_prefix": True}, "force_reply_prefix: json mode"),
     ],
 )
 def test_bad_annotator_params_name_the_key(annotator: dict, message: str) -> None:
-    with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(ParamsError, match=re.escape(message)):
         annotate_section(annotator)
 
 

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from mlfilter.annotation.parsing import OK, OUT_OF_RANGE, PARSE_ERROR, ScoreParser, logprob_score, request_failed
+from mlfilter.annotation.parsing import ScoreParser, logprob_score
 from mlfilter.annotation.prompts import default_score_pattern
+from mlfilter.annotation.statuses import NO_SCORE, OK, OUT_OF_RANGE, request_failed
 
 LABELS = ("0", "1", "2", "3", "4", "5")
 PARSER = ScoreParser(default_score_pattern("Educational score: ", LABELS), LABELS)
@@ -25,10 +26,10 @@ PARSER = ScoreParser(default_score_pattern("Educational score: ", LABELS), LABEL
         ("Educational score: -1", (None, OUT_OF_RANGE)),
         ("Educational score: 2.5", (None, OUT_OF_RANGE)),
         ("Educational score: 100", (None, OUT_OF_RANGE)),
-        ("I would give this 3 points.", (None, PARSE_ERROR)),
-        ("Educational score: <points>", (None, PARSE_ERROR)),
-        ("", (None, PARSE_ERROR)),
-        (None, (None, PARSE_ERROR)),
+        ("I would give this 3 points.", (None, NO_SCORE)),
+        ("Educational score: <points>", (None, NO_SCORE)),
+        ("", (None, NO_SCORE)),
+        (None, (None, NO_SCORE)),
     ],
 )
 def test_generate_mode_parsing(reply: str | None, expected: tuple) -> None:
@@ -47,7 +48,7 @@ def test_word_labels() -> None:
     labels = ("no", "yes")
     parser = ScoreParser(default_score_pattern("Answer: ", labels), labels)
     assert parser.parse("Answer: Yes") == (1, OK)
-    assert parser.parse("Answer: maybe") == (None, PARSE_ERROR)
+    assert parser.parse("Answer: maybe") == (None, NO_SCORE)
 
 
 def test_custom_pattern_with_one_group() -> None:

@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from mlfilter.annotation.params import SamplingParams
-from mlfilter.annotation.parsing import OK, OUT_OF_RANGE, PARSE_ERROR
 from mlfilter.annotation.prompts import PromptError
 from mlfilter.annotation.runner import AnnotationRun, Annotator, annotate
+from mlfilter.annotation.statuses import NO_SCORE, OK, OUT_OF_RANGE
 from mlfilter.documents import Document, read_documents
 from mlfilter.errors import MlfilterError
 from tests.annotation.conftest import ADULT, DOCUMENTS, EDUCATIONAL, fast_params, output_bytes, read_output
@@ -71,6 +71,8 @@ def test_records_follow_the_contract(server: FakeOpenAIServer, tmp_path: Path, c
             "replies",
             "usage",
             "truncated",
+            "finish_reason",
+            "reasoning",
         }
         assert record["annotator"] == "a" and record["model"] == "fake-model"
         assert record["prompt"]["educational"]["name"] == "educational_v1"
@@ -85,8 +87,8 @@ def test_records_follow_the_contract(server: FakeOpenAIServer, tmp_path: Path, c
             )
         assert record["usage"]["prompt_tokens"] > 0 and record["usage"]["completion_tokens"] > 0
         assert record["truncated"]["educational"] == (len(doc.text) > 300 * 4)
-    seeds = {orjson.loads(r.payload).get("seed") for _, plan in planned(annotator) for r in plan.requests()}
-    assert seeds == {7, 8}
+    seeds = [orjson.loads(r.payload)["seed"] for _, plan in planned(annotator) for r in plan.requests()]
+    assert len(set(seeds)) == len(seeds), "every request draws its own random numbers"
     assert report["requests"] == {
         "planned": 288,
         "unique": 288,
@@ -96,10 +98,14 @@ def test_records_follow_the_contract(server: FakeOpenAIServer, tmp_path: Path, c
         "failed": 0,
         "failures": {},
         "retries": {},
+        "errors": {},
     }
     assert report["prompt_languages"]["educational"] == {"de": 6, "en": 60, "es": 6}
     assert report["truncation"]["method"] == "characters"
     assert report["throughput"]["docs_per_s"] > 0 and report["latency_s"]["p95"] is not None
+    seconds = report["throughput"]["seconds"]
+    assert report["tokens"]["sent_prompt"] == report["tokens"]["prompt"] > 0
+    assert report["throughput"]["prompt_tokens_per_s"] == pytest.approx(report["tokens"]["prompt"] / seconds, rel=1e-2)
 
 
 def test_a_rerun_sends_nothing_and_writes_the_same_bytes(
@@ -118,7 +124,15 @@ def test_under_30_percent_faults_every_document_ends_annotated(tmp_path: Path, c
     faults = Faults(rate=0.3, retry_after="0.02", slow_s=1.5, seed=3)
     with FakeOpenAIServer(faults=faults) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
-        records, report = run(server, tmp_path, cache_file, tasks=(EDUCATIONAL, ADULT), timeout_s=0.6, max_retries=15)
+        records, report = run(
+            server,
+            tmp_path,
+            cache_file,
+            tasks=(EDUCATIONAL, ADULT),
+            timeout_s=0.6,
+            max_retries=15,
+            max_invalid_fraction=1,
+        )
         injected = server.fault_counts()
     assert set(injected) == set(TRANSIENT) | {"no_score", "out_of_range"}
     assert [r["id"] for r in records] == [doc.id for _, doc in read_documents([str(DOCUMENTS)])]
@@ -127,15 +141,16 @@ def test_under_30_percent_faults_every_document_ends_annotated(tmp_path: Path, c
     for record, (_, plan) in zip(records, planned(annotator), strict=True):
         for task_plan in plan.tasks:
             fault = server.content_fault(task_plan.requests[0].payload)
-            expected = {None: OK, "no_score": PARSE_ERROR, "out_of_range": OUT_OF_RANGE}[fault]
+            expected = {None: OK, "no_score": NO_SCORE, "out_of_range": OUT_OF_RANGE}[fault]
             assert record["status"][task_plan.task] == [expected]
             assert (record["scores"][task_plan.task][0] is None) == (expected != OK)
             statuses[expected] += 1
-    assert statuses[PARSE_ERROR] > 0 and statuses[OUT_OF_RANGE] > 0
+    assert statuses[NO_SCORE] > 0 and statuses[OUT_OF_RANGE] > 0
     assert report["requests"]["failed"] == 0
     assert sum(report["requests"]["retries"].values()) == sum(injected[k] for k in TRANSIENT)
-    assert report["generations"]["parse_failure_rate"] == pytest.approx(
-        (statuses[PARSE_ERROR] + statuses[OUT_OF_RANGE]) / 144, abs=1e-6
+    invalid = report["generations"]["invalid_fraction"]
+    assert invalid["educational"] + invalid["adult"] == pytest.approx(
+        (statuses[NO_SCORE] + statuses[OUT_OF_RANGE]) / 72
     )
 
 
@@ -145,7 +160,7 @@ def test_requests_that_fail_for_good_are_recorded_and_retried_on_rerun(
     faults = Faults(rate=0.3, kinds=TRANSIENT, retry_after="0.01", slow_s=1.5, seed=5)
     with FakeOpenAIServer(faults=faults) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
-        with pytest.raises(MlfilterError, match=r"requests failed .*more than max_failed_fraction 0\.01"):
+        with pytest.raises(MlfilterError, match=r"generations are invalid .*more than max_invalid_fraction 0\.05"):
             run(server, tmp_path, cache_file, timeout_s=0.6, max_retries=0)
         report = json.loads((tmp_path / "a.json").read_text())
         records = read_output(tmp_path / "out" / "a")
@@ -285,3 +300,28 @@ def test_urls_and_keys_come_from_named_env_vars_and_go_nowhere(
     for value in (secret, server.url, f"127.0.0.1:{server.port}"):
         assert value.encode() not in stored
         assert value not in caplog.text
+
+
+def test_dry_run_counts_chat_prompts_with_the_chat_template(tmp_path: Path, cache_file: Path) -> None:
+    annotator = Annotator("a", fast_params(tokenizer="embedded:SmolLM2-135M-Instruct"), (EDUCATIONAL,))
+    tokenizer = annotator.backend.tokenizer
+    expected = 0
+    for _, plan in planned(annotator):
+        messages = orjson.loads(plan.tasks[0].requests[0].payload)["messages"]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        expected += len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    dry = AnnotationRun(annotator, [str(DOCUMENTS)], cache_file).dry_run()
+    assert dry["prompt_tokens_method"] == "tokenizer with the chat template"
+    assert dry["prompt_tokens_to_send"] == expected
+
+
+def test_dry_run_scales_characters_by_the_servers_counts_once_known(
+    server: FakeOpenAIServer, tmp_path: Path, cache_file: Path
+) -> None:
+    run(server, tmp_path, cache_file, max_document_tokens=0)
+    params = fast_params(n=2, chars_per_token=1.0, max_document_tokens=0)
+    dry = annotate("a", params, (EDUCATIONAL,), [str(DOCUMENTS)], "x", "y", cache=str(cache_file), dry_run=True)
+    assert dry["to_send"] == 72 and dry["prompt_tokens_method"] == "server counts of 72 cached results, per character"
+    second = [plan.tasks[0].requests[1].payload for _, plan in planned(Annotator("a", params, (EDUCATIONAL,)))]
+    server_counts = sum(len(prompt_text(p)) // 4 for p in second)
+    assert dry["prompt_tokens_to_send"] == pytest.approx(server_counts, rel=0.01)

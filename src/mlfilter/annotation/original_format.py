@@ -15,13 +15,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlfilter.annotation.parsing import OK, OUT_OF_RANGE, PARSE_ERROR, request_failed
+from mlfilter.annotation.statuses import EMPTY_REPLY, NO_SCORE, OK, OUT_OF_RANGE, request_failed
 from mlfilter.records import OnError, RecordFormatError, RecordLocation, expand_inputs, iter_records
 
 #: The original tool's per-generation statuses → ours (for generations without a score).
 STATUS_MAP = {
-    "error_faulty_score": PARSE_ERROR,
-    "error_no_generated_text": PARSE_ERROR,
+    "error_faulty_score": NO_SCORE,
+    "error_no_generated_text": EMPTY_REPLY,
     "error_server": request_failed("server"),
 }
 
@@ -102,9 +102,9 @@ class LabelMapper:
         self._offset = numbers[0] if consecutive else None
 
     def map(self, value: Any) -> tuple[float | None, str]:
-        """``(label-space score, "ok")`` or ``(None, "out_of_range" | "parse_error")``."""
+        """``(label-space score, "ok")`` or ``(None, "out_of_range" | "no_score")``."""
         if isinstance(value, bool) or value is None:
-            return None, PARSE_ERROR
+            return None, NO_SCORE
         if isinstance(value, int | float):
             if self._offset is None:
                 return None, OUT_OF_RANGE
@@ -119,8 +119,8 @@ class LabelMapper:
             try:
                 return self.map(float(value))
             except ValueError:
-                return None, PARSE_ERROR
-        return None, PARSE_ERROR
+                return None, NO_SCORE
+        return None, NO_SCORE
 
 
 def to_record(annotation: OriginalAnnotation, annotator: str, task: str, mapper: LabelMapper) -> dict[str, Any]:
@@ -129,7 +129,7 @@ def to_record(annotation: OriginalAnnotation, annotator: str, task: str, mapper:
     for i, value in enumerate(annotation.scores):
         score, status = mapper.map(value)
         original = annotation.statuses[i] if i < len(annotation.statuses) else None
-        if score is None and status == PARSE_ERROR and original in STATUS_MAP:
+        if score is None and status == NO_SCORE and original in STATUS_MAP:
             status = STATUS_MAP[original]
         scores.append(score)
         statuses.append(status)

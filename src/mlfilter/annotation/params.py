@@ -14,7 +14,8 @@ from typing import Any, Literal
 from mlfilter.params import ParamsError
 
 Backend = Literal["openai", "openai_batch", "local", "import"]
-ScoreMode = Literal["generate", "logprobs"]
+ScoreMode = Literal["generate", "logprobs", "json"]
+ReasoningEffort = Literal["", "low", "medium", "high"]
 Api = Literal["chat", "completions"]
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
@@ -29,12 +30,22 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """Sampling of one generation. ``seed`` (optional) is a base seed: generation ``i`` uses ``seed + i``."""
+    """Sampling of one generation.
+
+    ``seed`` (optional) is a base seed: each request's seed is derived from it, the request's content
+    hash and the generation index (:func:`mlfilter.annotation.backends.base.request_seed`), so runs are
+    reproducible and documents draw independent random numbers. ``max_new_tokens`` bounds the final
+    answer; ``max_reasoning_tokens`` is the extra budget of a reasoning model's thinking (added to the
+    request's ``max_tokens``); ``reasoning_effort`` (``low``/``medium``/``high``) is sent as OpenAI's
+    ``reasoning_effort`` when set.
+    """
 
     temperature: float = 0.0
     top_p: float = 1.0
     max_new_tokens: int = 512
     seed: int | None = None
+    max_reasoning_tokens: int = 0
+    reasoning_effort: ReasoningEffort = ""
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -43,6 +54,8 @@ class SamplingParams:
             raise ParamsError(f"top_p: expected a value in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1:
             raise ParamsError(f"max_new_tokens: expected at least 1, got {self.max_new_tokens}")
+        if self.max_reasoning_tokens < 0:
+            raise ParamsError(f"max_reasoning_tokens: expected at least 0, got {self.max_reasoning_tokens}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +72,14 @@ class AnnotatorParams:
     ``prompts``: task → prompt file, overriding the task's own prompt for this annotator only.
     ``score_mode``: ``generate`` parses the score from each of ``n`` replies; ``logprobs`` forces the
     prompt's reply prefix and reads the probabilities of the label tokens (expected score +
-    distribution; ``n`` must be 1). See ``params.yaml`` for every key.
+    distribution; ``n`` must be 1); ``json`` asks for a JSON reply ``{"score": <label>}`` constrained by a
+    JSON schema (OpenAI ``response_format``) and validates it.
+
+    Validity: ``accept_length`` lets a reply cut off by the token limit count when it holds a score;
+    ``min_label_mass`` is the least probability the labels must hold in logprobs mode (0.5: a clear
+    majority); ``max_invalid_fraction`` is the share of generations per task that may end in any status
+    but ``ok`` (:mod:`mlfilter.annotation.statuses`) before the stage fails. See ``params.yaml`` for
+    every key.
     """
 
     backend: Backend = "openai"
@@ -71,6 +91,8 @@ class AnnotatorParams:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     score_pattern: str = ""
     force_reply_prefix: bool = False
+    accept_length: bool = False
+    min_label_mass: float = 0.5
     top_logprobs: int = 20
     max_document_tokens: int = 0
     chars_per_token: float = 4.0
@@ -89,7 +111,7 @@ class AnnotatorParams:
     dtype: Dtype = "auto"
     batch_size: int = 8
     import_paths: tuple[str, ...] = ()
-    max_failed_fraction: float = 0.01
+    max_invalid_fraction: float = 0.05
     records_per_shard: int = 100_000
     completion_window: str = "24h"
     poll_interval_s: float = 30.0
@@ -107,6 +129,10 @@ class AnnotatorParams:
             raise ParamsError(f"model: required for the {self.backend} backend")
         if self.score_mode == "logprobs" and self.n != 1:
             raise ParamsError(f"n: logprobs mode reads one distribution per document and task: use 1, not {self.n}")
+        if self.score_mode == "json" and self.backend == "local":
+            raise ParamsError("score_mode: json needs a server that enforces a JSON schema (backend: openai)")
+        if self.score_mode == "json" and self.force_reply_prefix:
+            raise ParamsError("force_reply_prefix: json mode constrains the whole reply; a forced prefix breaks it")
         if self.score_pattern:
             try:
                 pattern = re.compile(self.score_pattern)
@@ -145,8 +171,9 @@ class AnnotatorParams:
                 raise ParamsError(f"{key}: expected a value > 0, got {getattr(self, key)}")
         if self.backoff_initial_s < 0 or self.backoff_max_s < self.backoff_initial_s:
             raise ParamsError("backoff_initial_s/backoff_max_s: expected 0 <= backoff_initial_s <= backoff_max_s")
-        if not 0 <= self.max_failed_fraction <= 1:
-            raise ParamsError(f"max_failed_fraction: expected a value in [0, 1], got {self.max_failed_fraction}")
+        for key in ("max_invalid_fraction", "min_label_mass"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ParamsError(f"{key}: expected a value in [0, 1], got {getattr(self, key)}")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Reading scores out of LLM replies (generate mode) and out of token probabilities (logprobs mode).
 
 A score is always a label index ``0 .. K-1`` (the position of the label the model wrote in the
-prompt's ``labels``), or ``None`` with a status that says why — never a made-up 0.
+prompt's ``labels``), or ``None`` with a status that says why (:mod:`mlfilter.annotation.statuses`) —
+never a made-up 0.
 """
 
 from __future__ import annotations
@@ -11,15 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-OK = "ok"
-PARSE_ERROR = "parse_error"
-OUT_OF_RANGE = "out_of_range"
-REQUEST_FAILED = "request_failed"
-
-
-def request_failed(kind: str) -> str:
-    """The status of a generation whose request failed for good, e.g. ``request_failed:timeout``."""
-    return f"{REQUEST_FAILED}:{kind}"
+from mlfilter.annotation.statuses import NO_SCORE, OK, OUT_OF_RANGE
 
 
 @dataclass(frozen=True)
@@ -41,17 +34,17 @@ class ScoreParser:
         self._numeric = all(re.fullmatch(r"-?\d+", label) for label in self.labels)
 
     def parse(self, reply: str | None) -> tuple[int | None, str]:
-        """``(label index, "ok")``, or ``(None, "parse_error" | "out_of_range")``."""
+        """``(label index, "ok")``, or ``(None, "no_score" | "out_of_range")``."""
         if not reply:
-            return None, PARSE_ERROR
+            return None, NO_SCORE
         last = None
         for last in self.pattern.finditer(reply):  # noqa: B007 - the last match wins
             pass
         if last is None:
-            return None, PARSE_ERROR
+            return None, NO_SCORE
         value = next((g for g in reversed(last.groups()) if g is not None), None)
         if value is None:
-            return None, PARSE_ERROR
+            return None, NO_SCORE
         return self.label_index(value)
 
     def label_index(self, value: str) -> tuple[int | None, str]:
@@ -61,14 +54,14 @@ class ScoreParser:
             try:
                 number = float(text.replace(",", "."))
             except ValueError:
-                return None, PARSE_ERROR
+                return None, NO_SCORE
             if not number.is_integer():
                 return None, OUT_OF_RANGE
             text = str(int(number))
         index = self._index.get(text.casefold())
         if index is not None:
             return index, OK
-        return None, OUT_OF_RANGE if self._numeric else PARSE_ERROR
+        return None, OUT_OF_RANGE if self._numeric else NO_SCORE
 
 
 def logprob_score(top_logprobs: Iterable[tuple[str, float]], labels: Sequence[str]) -> LogprobScore | None:

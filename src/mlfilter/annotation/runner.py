@@ -28,13 +28,15 @@ from mlfilter.annotation.backends.base import PreparedRequest
 from mlfilter.annotation.cache import BatchedCommitter, RequestCache, cache_path
 from mlfilter.annotation.original_format import LabelMapper, OriginalAnnotation, read_original_annotations, to_record
 from mlfilter.annotation.params import AnnotatorParams
-from mlfilter.annotation.parsing import OK, PARSE_ERROR, ScoreParser, logprob_score, request_failed
+from mlfilter.annotation.parsing import ScoreParser
 from mlfilter.annotation.prompts import PromptFile, load_prompt
 from mlfilter.annotation.report import AnnotationReport
+from mlfilter.annotation.statuses import LOW_LABEL_MASS, NO_LABEL_TOKEN, request_failed
 from mlfilter.annotation.truncation import Truncator, load_tokenizer
+from mlfilter.annotation.validity import Judge, Verdict
 from mlfilter.documents import Document, read_documents
 from mlfilter.errors import MlfilterError
-from mlfilter.logs import progress
+from mlfilter.logs import progress, redact
 from mlfilter.params import ParamsError, TaskParams
 from mlfilter.records import OnError, ShardedWriter
 from mlfilter.reports import Stopwatch, write_report
@@ -42,18 +44,28 @@ from mlfilter.reports import Stopwatch, write_report
 log = logging.getLogger(__name__)
 
 _DOCS_PER_CHUNK = 64
-#: One generation as a record holds it: score, status, reply, distribution, label mass.
-Generation = tuple[float | None, str, str | None, list[float] | None, float | None]
 _PROGRESS_LOG_S = 30.0
+#: How many first replies to a forced reply prefix are checked for a server that ignores the prefix.
+PREFIX_PROBE = 16
+_SCHEMA_REJECTED = ("response_format", "json_schema", "guided", "grammar", "schema")
+
+
+class PrefixIgnored(MlfilterError):
+    """Most of the first replies show that the server answers a new turn instead of continuing the reply prefix."""
+
+
+class Interrupted(MlfilterError):
+    """The run was interrupted (Ctrl-C); what was finished is in the request cache."""
 
 
 @dataclass(frozen=True)
 class TaskSetup:
-    """One task as this annotator scores it: the task, its prompt file and its score parser."""
+    """One task as this annotator scores it: the task, its prompt file, its score parser and its judge."""
 
     task: TaskParams
     prompt: PromptFile
     parser: ScoreParser
+    judge: Judge
 
 
 @dataclass(frozen=True)
@@ -94,20 +106,56 @@ def resolve_tasks(params: AnnotatorParams, tasks: Sequence[TaskParams], name: st
         prompt = load_prompt(params.prompts.get(task_name, task.prompt))
         prompt.check_labels(task_name, task.num_targets)
         parser = ScoreParser(params.score_pattern or prompt.score_pattern, prompt.labels)
-        setups.append(TaskSetup(task, prompt, parser))
+        judge = Judge(
+            params.score_mode, parser, min_label_mass=params.min_label_mass, accept_length=params.accept_length
+        )
+        setups.append(TaskSetup(task, prompt, parser, judge))
     return setups
 
 
-def base_urls_from_env(params: AnnotatorParams, env: Mapping[str, str], name: str) -> list[str]:
-    """The server base URLs (comma- or space-separated) from the annotator's environment variable."""
+def base_urls_from_env(params: AnnotatorParams, env: Mapping[str, str]) -> list[str]:
+    """The server base URLs (comma- or space-separated) from the annotator's environment variable; may be empty."""
     value = env.get(params.base_url_env, "")
-    urls = [u for u in value.replace(",", " ").split() if u]
-    if not urls:
-        raise MlfilterError(
-            f"annotator {name!r}: environment variable {params.base_url_env} is not set; give the server's "
-            "base URL(s), comma-separated, e.g. http://gpu-node-1:8000/v1 (in the environment or in .env)"
-        )
-    return urls
+    return [u for u in value.replace(",", " ").split() if u]
+
+
+def missing_base_url(params: AnnotatorParams, name: str, to_send: int) -> MlfilterError:
+    """The error for requests to send with no base URL (a fully cached run needs none)."""
+    return MlfilterError(
+        f"annotator {name!r}: {to_send} request(s) are not in the cache and environment variable "
+        f"{params.base_url_env} is not set; give the server's base URL(s), comma-separated, e.g. "
+        "http://gpu-node-1:8000/v1 (in the environment or in .env)"
+    )
+
+
+class PrefixProbe:
+    """Watches the first logprobs replies for a server that answers a new turn instead of continuing the
+    reply prefix: the generated token is not a label, or the labels hold little probability. When more
+    than half of the first ``size`` replies show it, :meth:`observe` raises :class:`PrefixIgnored`."""
+
+    def __init__(self, name: str, size: int = PREFIX_PROBE) -> None:
+        self.name = name
+        self.size = size
+        self.seen = 0
+        self.signs: list[Verdict] = []
+
+    def observe(self, verdict: Verdict, prefix: str) -> None:
+        """Count one reply to a request with a forced ``prefix`` (no prefix: nothing to check)."""
+        if self.seen >= self.size or not prefix:
+            return
+        self.seen += 1
+        if verdict.status in (NO_LABEL_TOKEN, LOW_LABEL_MASS):
+            self.signs.append(verdict)
+        if self.seen == self.size and len(self.signs) * 2 > self.size:
+            first = self.signs[0]
+            raise PrefixIgnored(
+                f"annotator {self.name!r}: the server does not continue the reply prefix {prefix!r}: "
+                f"{len(self.signs)} of the first {self.size} replies start a new turn instead (e.g. first token "
+                f"{first.reply!r}, label mass {first.label_mass:.2g}). Stopped early; finished requests are in "
+                "the cache. Fix: api: completions (the chat template is applied here, so the prefix is part of "
+                "the prompt), a server that continues the final assistant message (vLLM's "
+                "continue_final_message), or score_mode: json"
+            )
 
 
 class Annotator:
@@ -177,6 +225,7 @@ class AnnotationRun:
         self.on_error = on_error
         self.env = os.environ if env is None else env
         self.failures: dict[str, str] = {}
+        self.secrets: list[str | None] = []
         self.scheduled: set[str] = set()
         self.sent_keys: set[str] = set()
         self.done = 0
@@ -281,14 +330,40 @@ class AnnotationRun:
             self.report.requests["sent"] += len(fresh)
             self._committed([key for key, _ in fresh])
 
-    def _client(self) -> Any:
-        """The HTTP client of the openai and openai_batch backends, for the annotator's endpoints."""
+    def _check_nothing_to_send(self) -> None:
+        """Without a base URL a run can still go on when every request is cached; else a clear error."""
+        reader = RequestCache(self.cache_file)
+        try:
+            misses = sum(len(self._lookup(chunk, reader)[0]) for chunk in self._plans("annotate", count=True))
+        finally:
+            reader.close()
+        if misses:
+            raise missing_base_url(self.params, self.annotator.name, misses)
+
+    def _json_rejected(self, failure: Any) -> None:
+        """Raise when the server rejects json mode's schema: every other request would fail alike."""
+        detail = failure.detail.casefold()
+        if (
+            self.params.score_mode == "json"
+            and failure.kind in ("http_400", "http_422")
+            and any(word in detail for word in _SCHEMA_REJECTED)
+        ):
+            raise MlfilterError(
+                f"annotator {self.annotator.name!r}: the server rejects score_mode: json (a JSON schema in "
+                f"response_format): {failure.detail[:300]}. Use score_mode: generate (score_pattern) or "
+                "score_mode: logprobs with this server"
+            )
+
+    def _client(self, urls: list[str]) -> Any:
+        """The HTTP client of the openai and openai_batch backends for ``urls``; its key is masked in errors."""
         from mlfilter.annotation.backends.openai_client import OpenAIClient
 
         p = self.params
+        api_key = self.env.get(p.api_key_env) or None
+        self.secrets.append(api_key)
         return OpenAIClient(
-            base_urls_from_env(p, self.env, self.annotator.name),
-            self.env.get(p.api_key_env) or None,
+            urls,
+            api_key,
             concurrency=p.concurrency,
             timeout_s=p.timeout_s,
             max_retries=p.max_retries,
@@ -308,9 +383,14 @@ class AnnotationRun:
             cache.put_many(items)
             self._committed([key for key, _ in items])
 
+        urls = base_urls_from_env(self.params, self.env)
         try:
             misses = [r for chunk in self._plans("annotate", count=True) for r in self._lookup(chunk, cache)[0]]
-            async with self._client() as client:
+            if not urls:
+                if misses:
+                    raise missing_base_url(self.params, self.annotator.name, len(misses))
+                return
+            async with self._client(urls) as client:
                 batches = BatchRunner(self.params, self.annotator.backend, client, folder, commit)
                 failures = await batches.run(misses)
         except RequestFailed as exc:
@@ -332,56 +412,72 @@ class AnnotationRun:
 
         backend = self.annotator.backend
         p = self.params
-        client = self._client()
+        urls = base_urls_from_env(p, self.env)
+        if not urls:
+            self._check_nothing_to_send()
+            return
+        client = self._client(urls)
         log.info(
             "annotator %s: %d endpoint(s), concurrency %d",
             self.annotator.name,
             len(client.pool.endpoints),
             p.concurrency,
         )
-        queue: asyncio.Queue[PreparedRequest | None] = asyncio.Queue(maxsize=2 * p.concurrency)
+        Item = tuple[PreparedRequest, Judge, str]
+        queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=2 * p.concurrency)
         reader = RequestCache(self.cache_file)
         committer = BatchedCommitter(self.cache_file, self._committed)
+        setups = {s.task.name: s for s in self.annotator.setups}
+        probe = PrefixProbe(self.annotator.name)
 
         async def produce() -> None:
             for chunk in self._plans("annotate", count=True):
+                how = {
+                    r.key: (setups[t.task].judge, t.prefix) for plan in chunk for t in plan.tasks for r in t.requests
+                }
                 for request in self._lookup(chunk, reader)[0]:
-                    await queue.put(request)
+                    await queue.put((request, *how[request.key]))
             for _ in range(p.concurrency):
                 await queue.put(None)
 
         async def work() -> None:
-            while (request := await queue.get()) is not None:
-                self.report.requests["sent"] += 1
+            while (item := await queue.get()) is not None:
+                request, judge, prefix = item
                 try:
                     result = await client.post(backend.path, request.payload, backend.read)
                 except RequestFailed as exc:
                     self.failures[request.key] = exc.kind
+                    self._json_rejected(exc)
                 else:
                     committer.add(request.key, orjson.dumps(result))
+                    probe.observe(judge(result, prefix), prefix)
 
-        async with client:
-            commit_task = asyncio.create_task(committer.run())
-            watch_task = asyncio.create_task(self._log_progress(client))
-            tasks = [asyncio.create_task(produce()), *(asyncio.create_task(work()) for _ in range(p.concurrency))]
-            try:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-                for task in done:
-                    if task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]
-            finally:
-                for task in [*tasks, watch_task]:
-                    task.cancel()
-                await asyncio.gather(*tasks, watch_task, return_exceptions=True)
-                committer.close()
-                await asyncio.gather(commit_task, return_exceptions=True)
-                committer.shutdown()
-                reader.close()
+        try:
+            async with client:
+                commit_task = asyncio.create_task(committer.run())
+                watch_task = asyncio.create_task(self._log_progress(client))
+                tasks = [asyncio.create_task(produce()), *(asyncio.create_task(work()) for _ in range(p.concurrency))]
+                try:
+                    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                    for task in done:
+                        if task.exception() is not None:
+                            raise task.exception()  # type: ignore[misc]
+                finally:
+                    for task in [*tasks, watch_task]:
+                        task.cancel()
+                    await asyncio.gather(*tasks, watch_task, return_exceptions=True)
+                    committer.close()
+                    await asyncio.gather(commit_task, return_exceptions=True)
+                    committer.shutdown()
+                    reader.close()
+        finally:
+            self.report.requests["sent"] += client.stats.sent
+            self.report.retries.update(client.stats.retries)
+            self.report.failures.update(client.stats.failures)
+            self.report.errors.update(client.stats.errors)
+            self.report.latencies.extend(client.stats.latencies)
         if committer.error is not None:
             raise MlfilterError(f"{self.cache_file}: writing to the request cache failed: {committer.error}")
-        self.report.retries.update(client.stats.retries)
-        self.report.failures.update(client.stats.failures)
-        self.report.latencies.extend(client.stats.latencies)
 
     async def _log_progress(self, client: Any) -> None:
         started = time.perf_counter()
@@ -399,59 +495,58 @@ class AnnotationRun:
 
     # -- output ----------------------------------------------------------------------------------
 
-    def _generation(
+    def _verdict(
         self, request: PreparedRequest, result: dict[str, Any] | None, setup: TaskSetup, prefix: str
-    ) -> Generation:
-        """``(score, status, reply, distribution, label mass)`` of one generation from its cached result."""
+    ) -> Verdict:
+        """The verdict on one generation from its cached result, or its request failure."""
         if result is None:
             kind = self.failures.get(request.key)
             if kind is None:
                 raise MlfilterError(f"request {request.key} has neither a cached result nor a failure")
-            return None, request_failed(kind), None, None, None
+            return Verdict(None, request_failed(kind), None)
         if request.key in self.sent_keys:
             self.sent_keys.discard(request.key)
             self.report.tokens["sent_prompt"] += result["prompt_tokens"]
             self.report.tokens["sent_completion"] += result["completion_tokens"]
-        reply = result["text"]
-        if self.params.score_mode == "generate":
-            score, status = setup.parser.parse(prefix + reply)
-            return score, status, reply, None, None
-        read = logprob_score((tuple(t) for t in result["top_logprobs"] or ()), setup.prompt.labels)
-        if read is None:
-            return None, PARSE_ERROR, reply, None, None
-        return read.expected, OK, reply, list(read.distribution), read.label_mass
+            self.report.tokens["sent_reasoning"] += result.get("reasoning_tokens", 0)
+        return setup.judge(result, prefix)
 
     def _record(self, plan: DocumentPlan, results: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
-        """The annotation record of one document (the data contract of DESIGN.md)."""
+        """The annotation record of one document (the data contract of DESIGN.md).
+
+        Per task, one entry per generation in ``scores``, ``status``, ``replies``, ``finish_reason`` and
+        ``reasoning`` (a reasoning model's thinking, truncated; null otherwise), plus ``distribution``
+        and ``label_mass`` in logprobs mode; ``usage`` sums the server's token counts.
+        """
         logprobs = self.params.score_mode == "logprobs"
-        fields = ["prompt", "scores", "status", "replies", *(["distribution", "label_mass"] if logprobs else [])]
+        fields = ["prompt", "scores", "status", "replies", "finish_reason", "reasoning"]
+        fields += ["distribution", "label_mass"] if logprobs else []
         record: dict[str, Any] = {"id": plan.doc_id, "annotator": self.annotator.name, "model": self.params.model}
         record.update({name: {} for name in fields})
-        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0}
         setups = {s.task.name: s for s in self.annotator.setups}
         for task_plan in plan.tasks:
             setup = setups[task_plan.task]
-            generations = []
+            verdicts = []
             for request in task_plan.requests:
                 result = results.get(request.key)
                 if result is not None:
-                    usage["prompt_tokens"] += result["prompt_tokens"]
-                    usage["completion_tokens"] += result["completion_tokens"]
-                generations.append(self._generation(request, result, setup, task_plan.prefix))
-            scores, statuses, replies, distributions, masses = (
-                list(column) for column in zip(*generations, strict=True)
-            )
+                    for key in usage:
+                        usage[key] += result.get(key, 0)
+                verdicts.append(self._verdict(request, result, setup, task_plan.prefix))
             record["prompt"][task_plan.task] = {
                 "name": setup.prompt.name,
                 "sha256": setup.prompt.sha256,
                 "language": task_plan.language,
             }
-            record["scores"][task_plan.task] = scores
-            record["status"][task_plan.task] = statuses
-            record["replies"][task_plan.task] = replies
+            record["scores"][task_plan.task] = [v.score for v in verdicts]
+            record["status"][task_plan.task] = [v.status for v in verdicts]
+            record["replies"][task_plan.task] = [v.reply for v in verdicts]
+            record["finish_reason"][task_plan.task] = [v.finish_reason for v in verdicts]
+            record["reasoning"][task_plan.task] = [v.reasoning for v in verdicts]
             if logprobs:
-                record["distribution"][task_plan.task] = distributions
-                record["label_mass"][task_plan.task] = masses
+                record["distribution"][task_plan.task] = [v.distribution for v in verdicts]
+                record["label_mass"][task_plan.task] = [v.label_mass for v in verdicts]
         record["usage"] = usage
         record["truncated"] = {t.task: t.truncated for t in plan.tasks}
         return record
@@ -527,16 +622,16 @@ class AnnotationRun:
         cache = RequestCache(self.cache_file)
         backend = self.annotator.backend
         to_send: list[PreparedRequest] = []
-        hit_keys: list[str] = []
+        hit_chars: dict[str, int] = {}
         try:
             for chunk in self._plans("plan", count=True):
                 misses, hits = self._lookup(chunk, cache)
                 to_send.extend(misses)
-                hit_keys.extend(sorted(hits))
-            cached = cache.get_many(hit_keys[:10_000])
+                hit_chars.update((r.key, r.prompt_chars) for plan in chunk for r in plan.requests() if r.key in hits)
+            cached = cache.get_many(sorted(hit_chars)[:10_000])
         finally:
             cache.close()
-        prompt_tokens, method = self._prompt_tokens(backend, to_send)
+        prompt_tokens, method = self._prompt_tokens(backend, to_send, cached, hit_chars)
         if self.params.score_mode == "logprobs":
             per_request, basis = 1.0, "one token per request (logprobs mode)"
         elif cached:
@@ -578,19 +673,40 @@ class AnnotationRun:
             "cost_basis": f"{p.price_per_input_token} per prompt token + {p.price_per_output_token} per output token",
         }
 
-    def _prompt_tokens(self, backend: Any, requests: Sequence[PreparedRequest]) -> tuple[int, str]:
+    def _prompt_tokens(
+        self,
+        backend: Any,
+        requests: Sequence[PreparedRequest],
+        cached: Mapping[str, dict[str, Any]],
+        hit_chars: Mapping[str, int],
+    ) -> tuple[int, str]:
+        """Prompt tokens of ``requests`` as the server will count them, and how they were counted.
+
+        With a tokenizer: the chat template applied as the server applies it (plus the forced reply
+        prefix). Without one: characters scaled by the server's own counts of cached results when there
+        are some, else by ``chars_per_token``.
+        """
         if self.params.backend == "local":
             return sum(backend.count_tokens(r.payload.text) for r in requests), "tokenizer"
         tokenizer = backend.tokenizer
         if tokenizer is None:
             chars = sum(r.prompt_chars for r in requests)
+            counted = [(r["prompt_tokens"], hit_chars[k]) for k, r in cached.items() if r.get("prompt_tokens")]
+            if counted:
+                tokens_per_char = sum(t for t, _ in counted) / max(1, sum(c for _, c in counted))
+                return round(chars * tokens_per_char), f"server counts of {len(counted)} cached results, per character"
             return round(chars / self.params.chars_per_token), f"estimate: characters / {self.params.chars_per_token}"
         total = 0
         for request in requests:
             body = orjson.loads(request.payload)
-            text = body.get("prompt") or "\n".join(m["content"] for m in body["messages"])
+            if "prompt" in body:
+                text = body["prompt"]
+            else:
+                messages = body["messages"]
+                prefix = messages[-1]["content"] if body.get("continue_final_message") else None
+                text = backend.prompt_text(messages[:-1] if prefix is not None else messages, prefix)
             total += len(tokenizer(text, add_special_tokens=False)["input_ids"])
-        return total, "tokenizer"
+        return total, "tokenizer with the chat template"
 
 
 @contextlib.contextmanager
@@ -624,17 +740,15 @@ def load_env_file(path: str | os.PathLike[str] | None) -> None:
         load_dotenv(path, override=False)
 
 
-def check_failures(report: Mapping[str, Any], max_failed_fraction: float) -> None:
-    """Raise when more requests failed for good than the annotator allows (output and report stay)."""
-    requests = report["requests"]
-    failed, unique = requests["failed"], requests["unique"]
-    if unique and failed / unique > max_failed_fraction:
-        kinds = ", ".join(f"{kind}: {n}" for kind, n in requests["failures"].items())
-        raise MlfilterError(
-            f"annotator {report['annotator']!r}: {failed} of {unique} requests failed ({kinds}), more than "
-            f"max_failed_fraction {max_failed_fraction}; the output marks them request_failed. Rerun to retry "
-            "just those: finished requests come from the cache"
-        )
+def check_budget(run: AnnotationRun, max_invalid_fraction: float) -> None:
+    """Raise when, for some task, more generations are invalid (any status but ``ok``) than the annotator
+    allows; called after the output, the report and the cache are written (not for imported annotations,
+    whose nulls no param of ours can fix). The message names the top statuses, three examples and the
+    param most likely to fix it."""
+    report = run.report
+    broken = [task for task in report.tasks if report.invalid_fraction(task) > max_invalid_fraction]
+    if broken:
+        raise MlfilterError("\n".join(report.budget_message(task, max_invalid_fraction) for task in broken))
 
 
 def annotate(
@@ -655,9 +769,20 @@ def annotate(
     load_env_file(env_file)
     annotator = Annotator(name, params, tasks, with_model=not dry_run)
     run = AnnotationRun(annotator, inputs, cache_path(cache), fields=fields, on_error=on_error)
-    if dry_run:
-        return run.dry_run()
-    report = run.run(output)
+    try:
+        if dry_run:
+            return run.dry_run()
+        report = run.run(output)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"annotator {name!r}: interrupted; {run.done} request(s) finished in this run are saved in the request "
+            f"cache {run.cache_file}. Run the same command again to resume: finished requests are not sent again"
+        ) from None
+    except MlfilterError as exc:
+        masked = redact(str(exc), run.secrets)
+        if masked == str(exc):
+            raise
+        raise type(exc)(masked) from None
     write_report(report_path, report)
     log.info(
         "annotator %s: %d documents, %d requests sent, %d cache hits, %d failed, %.2f docs/s",
@@ -668,5 +793,6 @@ def annotate(
         report["requests"]["failed"],
         report["throughput"]["docs_per_s"],
     )
-    check_failures(report, params.max_failed_fraction)
+    if params.backend != "import":
+        check_budget(run, params.max_invalid_fraction)
     return report

@@ -31,9 +31,10 @@ config file (YAML):
   annotator:                         # what an entry of params.yaml `annotate.annotators` holds
     backend: openai                  # openai | openai_batch | local | import
     model: meta-llama/Llama-3.3-70B-Instruct
-    score_mode: generate             # generate | logprobs
+    score_mode: generate             # generate | logprobs | json
     n: 3
-    sampling: {temperature: 0.7, top_p: 0.9, max_new_tokens: 512, seed: 1}
+    sampling: {temperature: 0.7, top_p: 0.9, max_new_tokens: 512}  # optional seed: a base seed; each
+                                     # request's seed derives from it, its content and its generation
     concurrency: 256
     max_document_tokens: 3000
     tokenizer: meta-llama/Llama-3.3-70B-Instruct   # or a local folder; else characters

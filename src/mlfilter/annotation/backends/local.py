@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from mlfilter.annotation.backends.base import PreparedRequest, request_key
+from mlfilter.annotation.backends.base import PreparedRequest, request_key, request_seed
 from mlfilter.annotation.params import AnnotatorParams
 from mlfilter.annotation.truncation import load_tokenizer
 from mlfilter.embedded import resolve_model
@@ -144,7 +144,7 @@ class LocalBackend:
         """The request for one generation, keyed by model, dtype, prompt, sampling (and labels read)."""
         p = self.params
         text = self.prompt_text(messages, prefix)
-        seed = (p.sampling.seed or 0) + generation
+        seed = request_seed(p.sampling.seed or 0, text.encode(), generation)
         labels = tuple(labels) if p.score_mode == "logprobs" else ()
         for label in labels:
             self.label_token_ids(label)

@@ -3,11 +3,15 @@
 :class:`OpenAIClient` is the HTTP layer: one aiohttp session (connection reuse) for hundreds of
 requests in flight, a per-request timeout, retries with exponential backoff and jitter on 429, 5xx,
 timeouts, dropped connections and malformed replies — honouring ``Retry-After`` — and several base
-URLs balanced by requests in flight (a node that refuses connections is rested for a while).
+URLs balanced by requests in flight (a node that refuses connections is rested for a while). Client
+errors a retry cannot fix (400, 413, 422; a context-length overflow) fail at once; the server's own
+error texts are kept (the first few distinct ones per kind). When every base URL has refused
+connections for ``down_after_s`` seconds in a row, :class:`EndpointsDown` stops the run.
 :class:`OpenAIBackend` builds chat-completions or completions payloads (the latter with the chat
 template applied here) for generate and logprobs mode, and reads replies into cache results.
 
-The API key goes into one request header and nowhere else: never into logs, errors, results or reports.
+The API key goes into one request header and nowhere else: never into logs, errors, results or reports
+(error texts are masked with :func:`mlfilter.logs.redact`, as some servers echo the header).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import email.utils
 import logging
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,9 +32,11 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from mlfilter.annotation.backends.base import PreparedRequest, request_key
+from mlfilter.annotation.backends.base import PreparedRequest, request_key, request_seed
 from mlfilter.annotation.params import AnnotatorParams
+from mlfilter.annotation.validity import score_schema
 from mlfilter.errors import MlfilterError
+from mlfilter.logs import redact
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,20 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 FATAL_STATUS = {401: "the server refused the API key", 403: "access denied", 404: "endpoint or model not found"}
 _ENDPOINT_REST_S = 5.0
+#: Seconds of nothing but refused connections on every base URL before the run stops (:class:`EndpointsDown`).
+DOWN_AFTER_S = 15.0
+#: Refused connections in a row an endpoint needs (besides the seconds) to count as down.
+_DOWN_AFTER_FAILURES = 3
+#: Distinct server error texts kept per failure kind.
+ERROR_TEXTS_PER_KIND = 3
+_ERROR_TEXT_CHARS = 500
+#: Reasoning text kept per reply: its start and its end (where the conclusion is).
+REASONING_CHARS = 2000
+_CONTEXT_LENGTH = re.compile(
+    r"context length|context window|context_length|max_model_len|maximum (?:input )?length|too many tokens|"
+    r"prompt is too long|input is too long|exceeds? the (?:model'?s? )?max",
+    re.IGNORECASE,
+)
 
 
 class RequestFailed(Exception):
@@ -45,10 +66,32 @@ class RequestFailed(Exception):
     def __init__(self, kind: str, detail: str = "") -> None:
         super().__init__(f"{kind}: {detail}" if detail else kind)
         self.kind = kind
+        self.detail = detail
 
 
 class EndpointError(MlfilterError):
     """The server rejects every request (bad key, wrong URL or model): annotating cannot go on."""
+
+
+class EndpointsDown(MlfilterError):
+    """Every base URL has refused connections for a while: sending more would only wait and fail."""
+
+
+def error_text(payload: bytes) -> str:
+    """The server's own words from an error body: ``error.message`` (OpenAI, vLLM), ``message`` or
+    ``detail`` (TGI, FastAPI), else the body itself; at most 500 characters."""
+    text = payload.decode("utf-8", "replace")
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        inner = data.get("error")
+        found = inner.get("message") if isinstance(inner, dict) else inner
+        found = found or data.get("message") or data.get("detail")
+        if found:
+            text = found if isinstance(found, str) else orjson.dumps(found).decode()
+    return " ".join(text.split())[:_ERROR_TEXT_CHARS]
 
 
 def display_url(url: str) -> str:
@@ -83,6 +126,8 @@ class Endpoint:
     in_flight: int = 0
     rest_until: float = 0.0
     sent: int = 0
+    refused_in_row: int = 0
+    refused_since: float = 0.0
 
 
 class EndpointPool:
@@ -108,19 +153,37 @@ class EndpointPool:
         return best
 
     def release(self, endpoint: Endpoint, *, connection_failed: bool = False) -> None:
-        """The attempt ended; after a connection failure the endpoint rests a few seconds."""
+        """The attempt ended; after a refused connection the endpoint rests a few seconds, and any other
+        outcome (the server answered, or the connection broke after it was made) ends its run of refusals."""
         endpoint.in_flight -= 1
-        if connection_failed and len(self.endpoints) > 1:
-            endpoint.rest_until = time.monotonic() + _ENDPOINT_REST_S
+        if not connection_failed:
+            endpoint.refused_in_row = 0
+            return
+        now = time.monotonic()
+        if endpoint.refused_in_row == 0:
+            endpoint.refused_since = now
+        endpoint.refused_in_row += 1
+        if len(self.endpoints) > 1:
+            endpoint.rest_until = now + _ENDPOINT_REST_S
+
+    def all_down(self, down_after_s: float) -> bool:
+        """True when every endpoint has refused connections, and nothing else, for ``down_after_s`` seconds."""
+        now = time.monotonic()
+        return all(
+            e.refused_in_row >= _DOWN_AFTER_FAILURES and now - e.refused_since >= down_after_s for e in self.endpoints
+        )
 
 
 @dataclass
 class ClientStats:
-    """What the client did: attempts, retries and final failures per kind, latencies of successes."""
+    """What the client did: attempts, requests that reached a server (``sent``), retries and final
+    failures per kind, the first distinct server error texts per kind, latencies of successes."""
 
     attempts: int = 0
+    sent: int = 0
     retries: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
+    errors: dict[str, list[str]] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
 
 
@@ -141,6 +204,7 @@ class _Retry:
 
     kind: str
     retry_after: float | None = None
+    reached: bool = True
 
 
 class OpenAIClient:
@@ -157,6 +221,7 @@ class OpenAIClient:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
         seed: int | None = None,
+        down_after_s: float | None = None,
     ) -> None:
         if not base_urls:
             raise MlfilterError("no base URL for the OpenAI-compatible server")
@@ -167,6 +232,7 @@ class OpenAIClient:
         self.max_retries = max_retries
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
+        self.down_after_s = DOWN_AFTER_S if down_after_s is None else down_after_s
         self.stats = ClientStats()
         self._rng = random.Random(seed)
         self._session: aiohttp.ClientSession | None = None
@@ -196,8 +262,10 @@ class OpenAIClient:
 
         Retries 429/5xx/timeouts/connection errors/malformed replies (``read`` raising ``ValueError``,
         ``KeyError``, ``IndexError`` or ``TypeError`` counts as malformed) up to ``max_retries`` times,
-        then raises :class:`RequestFailed`. Other 4xx fail at once; 401/403/404 raise
-        :class:`EndpointError`, since every other request would fail the same way.
+        then raises :class:`RequestFailed`. Other 4xx fail at once (kind ``context_length`` when the
+        server says the prompt is too long, else ``http_<status>``); 401/403/404 raise
+        :class:`EndpointError`, since every other request would fail the same way. Raises
+        :class:`EndpointsDown` once every base URL has refused connections for ``down_after_s`` seconds.
         """
         return await self.request("POST", path, body, read)
 
@@ -216,14 +284,29 @@ class OpenAIClient:
         assert self._session is not None and self._slots is not None, "use as `async with OpenAIClient(...)`"
         call = _Call(method, path, body, content_type, decode)
         attempt = 0
+        reached = False
         while True:
             async with self._slots:
-                outcome = await self._attempt(call, read)
+                try:
+                    outcome = await self._attempt(call, read)
+                except RequestFailed:
+                    self.stats.sent += 1
+                    raise
+            reached = reached or not isinstance(outcome, _Retry) or outcome.reached
             if not isinstance(outcome, _Retry):
+                self.stats.sent += 1
                 return outcome
             kind, retry_after = outcome.kind, outcome.retry_after
+            if not outcome.reached and self.pool.all_down(self.down_after_s):
+                urls = ", ".join(display_url(e.url) for e in self.pool.endpoints)
+                raise EndpointsDown(
+                    f"every endpoint refused connections for {self.down_after_s:.0f} s or more ({urls}); "
+                    "stopped sending. Finished requests are saved in the request cache: start the server(s) and "
+                    "rerun to send only the rest"
+                )
             if attempt >= self.max_retries:
                 self.stats.failures[kind] += 1
+                self.stats.sent += reached
                 raise RequestFailed(kind, f"after {attempt + 1} attempt(s)")
             self.stats.retries[kind] += 1
             delay = self._delay(attempt, retry_after)
@@ -247,11 +330,14 @@ class OpenAIClient:
                 status = response.status
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         except asyncio.TimeoutError:
+            self._note_error("timeout", f"no reply within {self.timeout_s} s")
             return _Retry("timeout")
-        except aiohttp.ClientConnectorError:
+        except aiohttp.ClientConnectorError as exc:
             connection_failed = True
-            return _Retry("connection")
-        except (aiohttp.ClientError, OSError):
+            self._note_error("connection", f"cannot connect ({type(exc).__name__})")
+            return _Retry("connection", reached=False)
+        except (aiohttp.ClientError, OSError) as exc:
+            self._note_error("connection", f"connection lost ({type(exc).__name__})")
             return _Retry("connection")
         finally:
             self.pool.release(endpoint, connection_failed=connection_failed)
@@ -260,7 +346,8 @@ class OpenAIClient:
             return _Retry(kind, retry_after)
         try:
             result = read(call.decode(payload))
-        except (orjson.JSONDecodeError, ValueError, KeyError, IndexError, TypeError):
+        except (orjson.JSONDecodeError, ValueError, KeyError, IndexError, TypeError) as exc:
+            self._note_error("bad_response", f"{type(exc).__name__}: {payload[:200].decode('utf-8', 'replace')}")
             return _Retry("bad_response")
         self.stats.latencies.append(time.perf_counter() - started)
         return result
@@ -269,17 +356,26 @@ class OpenAIClient:
         """None for a 200; the retry kind for retryable statuses; raises for the rest."""
         if status == 200:
             return None
-        if status in RETRYABLE_STATUS:
+        text = self._mask(error_text(payload))
+        if status in RETRYABLE_STATUS or status >= 500:
+            self._note_error(f"http_{status}", text)
             return f"http_{status}"
         if status in FATAL_STATUS:
-            detail = payload[:300].decode("utf-8", "replace")
-            raise EndpointError(
-                f"{display_url(endpoint.url)} answered HTTP {status} ({FATAL_STATUS[status]}): {detail}"
-            )
-        if status >= 500:
-            return f"http_{status}"
-        self.stats.failures[f"http_{status}"] += 1
-        raise RequestFailed(f"http_{status}", payload[:300].decode("utf-8", "replace"))
+            raise EndpointError(f"{display_url(endpoint.url)} answered HTTP {status} ({FATAL_STATUS[status]}): {text}")
+        kind = "context_length" if status in (400, 413, 422) and _CONTEXT_LENGTH.search(text) else f"http_{status}"
+        self._note_error(kind, text)
+        self.stats.failures[kind] += 1
+        raise RequestFailed(kind, text)
+
+    def _mask(self, text: str) -> str:
+        return redact(text, [self._api_key])
+
+    def _note_error(self, kind: str, text: str) -> None:
+        """Keep the first few distinct error texts per kind, logging each when first seen."""
+        texts = self.stats.errors.setdefault(kind, [])
+        if len(texts) < ERROR_TEXTS_PER_KIND and text not in texts:
+            texts.append(text)
+            log.warning("request failed (%s): %s", kind, text)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with jitter; a ``Retry-After`` from the server is honoured (plus jitter)."""
@@ -316,19 +412,26 @@ class OpenAIBackend:
     ) -> PreparedRequest:
         """The request for one generation; ``prefix`` is the forced start of the reply, if any.
 
-        ``labels`` are not sent: the reply's top log-probabilities are kept whole and read at assembly.
+        ``labels`` are not sent in logprobs mode (the reply's top log-probabilities are kept whole and read
+        at assembly); in json mode they become the schema's ``score`` enum. With ``sampling.seed`` the
+        request carries its own seed (:func:`~mlfilter.annotation.backends.base.request_seed`).
         """
         p = self.params
         sampling = p.sampling
         logprobs = p.score_mode == "logprobs"
         body: dict[str, Any] = {
             "model": p.model,
-            "max_tokens": 1 if logprobs else sampling.max_new_tokens,
+            "max_tokens": 1 if logprobs else sampling.max_new_tokens + sampling.max_reasoning_tokens,
             "temperature": 0.0 if logprobs else sampling.temperature,
             "top_p": 1.0 if logprobs else sampling.top_p,
         }
-        if sampling.seed is not None:
-            body["seed"] = sampling.seed + generation
+        if sampling.reasoning_effort:
+            body["reasoning_effort"] = sampling.reasoning_effort
+        if p.score_mode == "json":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "score", "strict": True, "schema": score_schema(labels)},
+            }
         if p.api == "chat":
             if prefix:
                 body["messages"] = [*messages, {"role": "assistant", "content": prefix}]
@@ -347,30 +450,51 @@ class OpenAIBackend:
             prompt_chars = len(body["prompt"])
         body.update(p.extra_body)
         canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        if sampling.seed is not None:
+            body["seed"] = request_seed(sampling.seed, canonical, generation)
+            canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
         return PreparedRequest(request_key(self.kind, generation, canonical), canonical, prompt_chars)
 
     def read(self, data: Any) -> dict[str, Any]:
-        """A cache result from a reply: text, top log-probabilities of the first token, usage."""
+        """A cache result from a reply.
+
+        Keys: ``text`` (the final answer; ``""`` when none), ``reasoning`` (a reasoning model's
+        ``reasoning_content`` / ``reasoning``, at most ``REASONING_CHARS`` characters: start and end),
+        ``refusal``, ``top_logprobs`` of the first token (logprobs mode: ``[[token, logprob], …]``, ``[]``
+        when the server sent none), ``prompt_tokens``, ``completion_tokens``, ``reasoning_tokens`` (the
+        server's counts), ``finish_reason``.
+        """
         choice = data["choices"][0]
+        reasoning = refusal = ""
+        top = None
         if self.params.api == "chat":
-            text = choice["message"].get("content") or ""
-            top = None
+            message = choice["message"]
+            text = message.get("content") or ""
+            reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+            refusal = message.get("refusal") or ""
             if self.params.score_mode == "logprobs":
                 content = (choice.get("logprobs") or {}).get("content") or []
-                top = [[t["token"], float(t["logprob"])] for t in content[0]["top_logprobs"]] if content else []
+                first = content[0].get("top_logprobs") or [] if content else []
+                top = [[t["token"], float(t["logprob"])] for t in first]
         else:
             text = choice.get("text") or ""
-            top = None
             if self.params.score_mode == "logprobs":
                 tops = (choice.get("logprobs") or {}).get("top_logprobs") or []
                 top = [[token, float(lp)] for token, lp in tops[0].items()] if tops and tops[0] else []
-        if not isinstance(text, str):
+        if not isinstance(text, str) or not isinstance(reasoning, str):
             raise TypeError("reply text is not a string")
+        if len(reasoning) > REASONING_CHARS:
+            half = REASONING_CHARS // 2
+            reasoning = f"{reasoning[:half]} … {reasoning[-half:]}"
         usage = data.get("usage") or {}
+        details = usage.get("completion_tokens_details") or {}
         return {
             "text": text,
+            "reasoning": reasoning,
+            "refusal": refusal if isinstance(refusal, str) else str(refusal),
             "top_logprobs": top,
             "prompt_tokens": int(usage.get("prompt_tokens") or 0),
             "completion_tokens": int(usage.get("completion_tokens") or 0),
+            "reasoning_tokens": int(details.get("reasoning_tokens") or 0),
             "finish_reason": choice.get("finish_reason"),
         }

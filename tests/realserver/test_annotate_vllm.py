@@ -58,6 +58,9 @@ def annotator_params(server: RealServer, **overrides: Any) -> dict[str, Any]:
         "concurrency": 8,
         "timeout_s": 120.0,
         "max_retries": 2,
+        # The tiny model's share of invalid replies is what these tests measure themselves; the stage's
+        # failure budget would stop the run before they can.
+        "max_invalid_fraction": 1.0,
         **overrides,
     }
 
@@ -172,9 +175,16 @@ def test_logprobs_with_reply_prefix(
 
     records = stage.records()
     masses = [r["label_mass"]["educational"][0] for r in records]
-    assert all(r["status"]["educational"] == ["ok"] for r in records), report["generations"]
-    assert sum(mass > 0.5 for mass in masses) >= 0.8 * len(records), masses
+    statuses = [r["status"]["educational"][0] for r in records]
+    # A score counts only when the labels hold most of the probability and the generated token is one of them.
+    assert set(statuses) <= {"ok", "low_label_mass", "no_label_token"}, report["generations"]
+    judged_by_mass = [(m, s) for m, s in zip(masses, statuses, strict=True) if s != "no_label_token"]
+    assert all((mass >= 0.5) == (status == "ok") for mass, status in judged_by_mass)
+    assert statuses.count("ok") >= 0.75 * len(records), (masses, report["generations"])
     for record in records:
+        if record["status"]["educational"] != ["ok"]:
+            assert record["scores"]["educational"] == [None]
+            continue
         distribution = record["distribution"]["educational"][0]
         assert len(distribution) == 6
         assert sum(distribution) == pytest.approx(1.0, abs=1e-5)  # rounded to 6 decimals

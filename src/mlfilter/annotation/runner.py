@@ -139,9 +139,14 @@ class PrefixProbe:
         self.seen = 0
         self.signs: list[Verdict] = []
 
+    @property
+    def watching(self) -> bool:
+        """True until ``size`` replies have been observed."""
+        return self.seen < self.size
+
     def observe(self, verdict: Verdict, prefix: str) -> None:
         """Count one reply to a request with a forced ``prefix`` (no prefix: nothing to check)."""
-        if self.seen >= self.size or not prefix:
+        if not self.watching or not prefix:
             return
         self.seen += 1
         if verdict.status in (NO_LABEL_TOKEN, LOW_LABEL_MASS):
@@ -450,7 +455,8 @@ class AnnotationRun:
                     self._json_rejected(exc)
                 else:
                     committer.add(request.key, orjson.dumps(result))
-                    probe.observe(judge(result, prefix), prefix)
+                    if prefix and probe.watching:
+                        probe.observe(judge(result, prefix), prefix)
 
         try:
             async with client:

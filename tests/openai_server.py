@@ -270,7 +270,8 @@ class FakeOpenAIServer:
             stopping = self.stop_after is not None and self.request_count >= self.stop_after
         if stopping:
             assert self._loop is not None and request.transport is not None
-            self._loop.call_soon(self._loop.stop)
+            if self.request_count == self.stop_after:
+                self._loop.call_soon(self._loop.stop)
             request.transport.abort()
             return web.Response(status=500)
         if self.echo_auth:

@@ -61,6 +61,16 @@ def write_project(root: Path, model_dir: Path) -> Path:
         for i in range(0, n, 2)
     ]
     write_jsonl(root / "data" / "splits" / "test.jsonl", test)
+    train = [
+        {
+            "id": f"doc-{i}",
+            "text": TOPICS[i % len(TOPICS)] + f" #{i}",
+            "language": languages[i],
+            "scores": [int(truth[i]), int(truth[i] // 2)],
+        }
+        for i in range(1, n, 2)
+    ]
+    write_jsonl(root / "data" / "splits" / "train.jsonl", train)
     write_jsonl(
         root / "data" / "labels" / "gold.jsonl",
         [{"id": f"doc-{i}", "scores": [int(truth[i]), None], "n": [1, 0]} for i in range(0, n, 3)],
@@ -184,6 +194,8 @@ def test_dvc_repro_metrics_and_plots(tmp_path: Path, model_dir: Path) -> None:
     metrics = json.loads(run([dvc, "metrics", "show", "--json"], project, env).stdout)
     shown = metrics[""]["data"]["reports/evaluate/metrics.json"]["data"]
     assert shown["classifier"]["educational"]["documents"] == 24
+    assert shown["baseline"]["educational"]["documents"] == 24
+    assert set(shown["margin_over_baseline"]["toxic"]) >= {"spearman", "mae", "f1_at_threshold", "macro_f1"}
 
     plots = json.loads(run([dvc, "plots", "show", "--json"], project, env).stdout)
     assert "errors" not in plots

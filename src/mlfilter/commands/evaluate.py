@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", default="data/splits/test.jsonl", help="labelled test split (default: %(default)s)")
     parser.add_argument("--model", default="models/annotator/final", help="trained model (default: %(default)s)")
     parser.add_argument(
+        "--train",
+        help="labelled train split: fit the TF-IDF + ridge baseline on it and report it and the classifier's margin "
+        "(the DVC stage passes data/splits/train.jsonl; default: no baseline)",
+    )
+    parser.add_argument(
         "--gold", default="data/labels/gold.jsonl", help="gold labels; an empty file means none (default: %(default)s)"
     )
     parser.add_argument("--output", default="reports/evaluate", help="reports and plots (default: %(default)s)")
@@ -35,7 +40,12 @@ def run(args: argparse.Namespace) -> int:
     params: EvaluateParams = load_section("evaluate", args.params)
     headline = run_evaluate(
         EvaluateInputs(
-            annotations=args.annotations, test=args.test, model=args.model, documents=args.documents, gold=args.gold
+            annotations=args.annotations,
+            test=args.test,
+            model=args.model,
+            documents=args.documents,
+            gold=args.gold,
+            train=args.train,
         ),
         args.output,
         load_tasks(args.params),
@@ -52,4 +62,13 @@ def run(args: argparse.Namespace) -> int:
             metrics["f1_at_threshold"],
             metrics["label_ceiling_ratio"],
         )
+        baseline = headline.get("baseline", {}).get(task)
+        if baseline is not None:
+            log.info(
+                "%s: TF-IDF baseline Spearman %s, MAE %s; classifier margin %s",
+                task,
+                baseline["spearman"],
+                baseline["mae"],
+                headline["margin_over_baseline"][task],
+            )
     return 0

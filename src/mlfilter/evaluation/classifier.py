@@ -28,6 +28,7 @@ from mlfilter.evaluation.ratings import UNKNOWN_LANGUAGE, LabelSpace
 from mlfilter.labels.annotations import TaskResolver, parse_scores_record, valid_score
 from mlfilter.params import TaskParams
 from mlfilter.records import expand_inputs, iter_records
+from mlfilter.weights import record_weight
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +40,19 @@ CEILING_STATISTICS = ("cohen_kappa_quadratic", "spearman")
 
 @dataclass
 class LabelledSplit:
-    """A split's documents and labels: ``labels[document, task]`` with NaN where a label is missing."""
+    """A split's documents and labels: ``labels[document, task]`` with NaN where a label is missing, and the
+    inverse-probability ``weights[document]`` when any record has a ``weight`` (the others weigh 1), else None."""
 
     ids: list[str]
     texts: list[str]
     languages: np.ndarray
     labels: np.ndarray
     counts: dict[str, Counter[str]] = field(default_factory=dict)
+    weights: np.ndarray | None = None
 
 
 def load_split(path: str, tasks: Sequence[TaskParams]) -> LabelledSplit:
-    """Read a label-format split (``id``, ``text``, ``language``, ``scores`` in task order).
+    """Read a label-format split (``id``, ``text``, ``language``, ``scores`` in task order, optional ``weight``).
 
     A malformed record raises an error naming file, line and field. Null labels count as
     ``label_missing`` and labels outside the task's range as ``label_out_of_range``; both leave the
@@ -60,10 +63,12 @@ def load_split(path: str, tasks: Sequence[TaskParams]) -> LabelledSplit:
     texts: list[str] = []
     languages: list[str] = []
     rows: list[list[float]] = []
+    weights: list[float | None] = []
     counts = {task.name: Counter() for task in tasks}
     for file in expand_inputs([path]):
         for location, record in iter_records(file):
             document = document_from_record(record, location)
+            weights.append(record_weight(record, location))
             parsed = parse_scores_record(record, location, resolver, gold=True)
             row = []
             for position, task in enumerate(tasks):
@@ -76,7 +81,10 @@ def load_split(path: str, tasks: Sequence[TaskParams]) -> LabelledSplit:
             languages.append(document.language or UNKNOWN_LANGUAGE)
             rows.append(row)
     labels = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(tasks))
-    return LabelledSplit(ids, texts, np.asarray(languages, dtype=object), labels, counts)
+    weighted = None
+    if any(w is not None for w in weights):
+        weighted = np.array([1.0 if w is None else w for w in weights], dtype=np.float64)
+    return LabelledSplit(ids, texts, np.asarray(languages, dtype=object), labels, counts, weighted)
 
 
 _LABEL_PROBLEMS = {"null_score": "label_missing", "out_of_range_score": "label_out_of_range"}

@@ -1,7 +1,8 @@
 """The evaluate stage as one call: agreement among annotators, gold metrics, the classifier on the
 test split, plots, and the reports under one output folder.
 
-Outputs in ``output_dir``: ``metrics.json`` (headline numbers for ``dvc metrics``), ``report.json``
+Outputs in ``output_dir``: ``metrics.json`` (headline numbers for ``dvc metrics``; with a train split also the
+TF-IDF baseline's and the classifier's margin over it, see :mod:`mlfilter.evaluation.baseline`), ``report.json``
 (everything: pairwise statistics, confidence intervals, per-language blocks, per-class metrics,
 confusion matrices, counts), ``png/`` (matplotlib figures) and ``plots/`` (DVC plot data:
 ``confusion.json``, ``threshold_sweep.json``, ``score_distribution.csv``, each with a ``task`` column).
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mlfilter.evaluation import plots
+from mlfilter.evaluation.baseline import baseline_report, margins, warnings_for
 from mlfilter.evaluation.classifier import classifier_report, load_split, predict_scores, task_columns
 from mlfilter.evaluation.gold import compare_scores, gold_column
 from mlfilter.evaluation.params import EvaluateParams
@@ -32,14 +34,15 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EvaluateInputs:
     """Where the evaluate stage reads from: annotations of every annotator, the labelled test split,
-    the trained model folder, and optionally document languages (documents or labels) and gold labels
-    (an empty gold file means none)."""
+    the trained model folder, and optionally document languages (documents or labels), gold labels
+    (an empty gold file means none) and the train split (for the TF-IDF baseline)."""
 
     annotations: str
     test: str
     model: str
     documents: str | None = None
     gold: str | None = None
+    train: str | None = None
 
 
 def run_evaluate(
@@ -99,6 +102,16 @@ def run_evaluate(
     )
     if gold is not None:
         add_classifier_gold(classifier, gold, split.ids, predictions, tasks)
+    baseline = None
+    if inputs.train:
+        baseline = baseline_report(
+            inputs.train,
+            split,
+            tasks,
+            annotator_agreement=summaries,
+            sweep_step=params.sweep_step,
+            min_language_documents=params.min_language_documents,
+        )
     written = write_plots(output, ratings, reliability, split.labels, predictions, classifier, tasks)
 
     documents = {
@@ -114,6 +127,13 @@ def run_evaluate(
         "inference_seconds": round(inference_seconds, 3),
     }
     headline = headline_metrics(reliability, classifier, {"documents": documents, "throughput": throughput})
+    warnings: list[str] = []
+    if baseline is not None:
+        headline["baseline"] = headline_metrics({}, baseline, {})["classifier"]
+        headline["margin_over_baseline"] = margins(headline["classifier"], headline["baseline"])
+        warnings += warnings_for(headline["margin_over_baseline"])
+    for message in warnings:
+        log.warning("%s", message)
     report = {
         "params": to_plain(params),
         "seed": seed,
@@ -121,6 +141,9 @@ def run_evaluate(
         "annotations": ratings.counts_dict(),
         "reliability": reliability,
         "classifier": classifier,
+        "baseline": baseline,
+        "margin_over_baseline": headline.get("margin_over_baseline"),
+        "warnings": warnings,
         "documents": documents,
         "throughput": throughput,
         "files": sorted(str(p.relative_to(output)) for p in written),

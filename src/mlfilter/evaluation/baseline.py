@@ -1,0 +1,106 @@
+"""The baseline of every evaluation: character n-gram TF-IDF + ridge trained on the same train split.
+
+A classifier is only worth its encoder if it beats this cheap model on the same test documents. The evaluate
+stage fits :class:`~mlfilter.classifiers.tfidf.TfidfClassifier` (default settings) on the train split, scores the
+test split with it exactly as it scores the classifier, and reports per task the **margin**: classifier minus
+baseline for Spearman ρ, quadratic κ, accuracy, macro-F1 and F1 at the task threshold, and baseline minus
+classifier for MAE, so that a positive margin always means the classifier is better. The classifier **beats the
+baseline** when its Spearman margin is positive.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mlfilter.classifiers.tfidf import TfidfClassifier
+from mlfilter.evaluation.classifier import LabelledSplit, classifier_report, load_split
+from mlfilter.params import TaskParams
+
+log = logging.getLogger(__name__)
+
+#: Headline metrics where a larger value is better; the margin is classifier − baseline.
+HIGHER_IS_BETTER = ("spearman", "cohen_kappa_quadratic", "accuracy", "macro_f1", "f1_at_threshold")
+#: Headline metrics where a smaller value is better; the margin is baseline − classifier.
+LOWER_IS_BETTER = ("mae",)
+#: The margin that decides whether the classifier beats the baseline.
+DECIDING_METRIC = "spearman"
+
+
+def fit_baseline(train: LabelledSplit, tasks: Sequence[TaskParams]) -> TfidfClassifier:
+    """TF-IDF + ridge on the train split's texts and labels (weighted by ``train.weights`` when present).
+
+    Raises:
+        ValueError: a task has fewer than two labelled training documents.
+    """
+    return TfidfClassifier.fit(
+        train.texts,
+        train.labels,
+        task_names=[task.name for task in tasks],
+        num_targets=[task.num_targets for task in tasks],
+        weights=train.weights,
+    )
+
+
+def margins(classifier: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, Any]:
+    """Per task of ``classifier`` (headline metrics, as ``headline_metrics()['classifier']``): the margin over
+    ``baseline`` for each metric (``null`` where either is undefined) and ``beats_baseline``."""
+    result: dict[str, Any] = {}
+    for task, ours in classifier.items():
+        theirs = baseline.get(task, {})
+        entry: dict[str, Any] = {}
+        for name in (*HIGHER_IS_BETTER, *LOWER_IS_BETTER):
+            a, b = ours.get(name), theirs.get(name)
+            if a is None or b is None:
+                entry[name] = None
+            else:
+                entry[name] = a - b if name in HIGHER_IS_BETTER else b - a
+        deciding = entry[DECIDING_METRIC]
+        entry["beats_baseline"] = None if deciding is None else deciding > 0
+        result[task] = entry
+    return result
+
+
+def warnings_for(margin: Mapping[str, Any]) -> list[str]:
+    """One warning per task whose classifier does not beat the baseline (or cannot be compared with it)."""
+    messages = []
+    for task, entry in margin.items():
+        if entry["beats_baseline"] is None:
+            messages.append(f"{task}: the classifier cannot be compared with the TF-IDF baseline (Spearman undefined)")
+        elif not entry["beats_baseline"]:
+            messages.append(
+                f"{task}: the classifier does not beat the TF-IDF + ridge baseline on the test split "
+                f"(Spearman margin {entry[DECIDING_METRIC]:+.3f}); try full fine-tuning, another encoder or more labels"
+            )
+    return messages
+
+
+def baseline_report(
+    train_path: str,
+    test: LabelledSplit,
+    tasks: Sequence[TaskParams],
+    *,
+    annotator_agreement: Mapping[str, Mapping[str, Any] | None],
+    sweep_step: float,
+    min_language_documents: int,
+) -> dict[str, Any] | None:
+    """The baseline fitted on ``train_path`` and measured on ``test`` like the classifier (see
+    :func:`~mlfilter.evaluation.classifier.classifier_report`), or None when it cannot be fitted (logged)."""
+    train = load_split(train_path, tasks)
+    try:
+        model = fit_baseline(train, tasks)
+    except ValueError as exc:
+        log.warning("no TF-IDF baseline: %s: %s", train_path, exc)
+        return None
+    report = classifier_report(
+        test,
+        model.predict(test.texts),
+        tasks,
+        annotator_agreement=annotator_agreement,
+        sweep_step=sweep_step,
+        min_language_documents=min_language_documents,
+    )
+    for entry in report.values():
+        entry["train_documents"] = len(train.ids)
+    return report

@@ -24,6 +24,7 @@ from mlfilter.evaluation.agreement import (
     kappa_from_confusion,
     krippendorff_alpha,
 )
+from mlfilter.evaluation.classifier import label_ceiling
 from mlfilter.evaluation.ratings import LabelSpace, RatingTable
 
 nan = np.nan
@@ -162,8 +163,13 @@ def test_pairwise_statistics_by_hand_with_missing_ratings() -> None:
     assert pair["cohen_kappa_quadratic"] == pytest.approx(0.8)  # 1 − (1/3) / (5/3)
     assert pair["spearman"] == pytest.approx(1.5 / np.sqrt(3))
     assert pair["kendall"] == pytest.approx(2 / np.sqrt(6))  # τ-b: 2 concordant, one tie in r1
+    # Pair means are weighted by shared documents: r0–r1 share 3, r0–r2 share 4, r1–r2 share 4.
     means = [p["exact_agreement"] for p in result["pairwise"]]
-    assert result["exact_agreement"] == pytest.approx(np.mean(means))
+    shared = [p["documents"] for p in result["pairwise"]]
+    assert shared == [3, 4, 4]
+    assert result["exact_agreement"] == pytest.approx(np.average(means, weights=shared))
+    assert result["unweighted_pair_means"]["exact_agreement"] == pytest.approx(np.mean(means))
+    assert result["pair_mean_weights"] == "shared_documents"
     assert result["documents"] == 5
     assert result["documents_with_two_or_more_ratings"] == 5
     assert result["ratings_per_rater"] == {"r0": 4, "r1": 4, "r2": 5}
@@ -264,13 +270,14 @@ def test_bootstrap_matches_resampling_the_documents() -> None:
         slow["krippendorff_alpha_ordinal"].append(
             krippendorff.alpha(reliability_data=resampled.T, level_of_measurement="ordinal")
         )
-        kappas, rhos = [], []
+        kappas, rhos, shared = [], [], []
         for i, j in itertools.combinations(range(3), 2):
             both = ~np.isnan(resampled[:, i]) & ~np.isnan(resampled[:, j])
             kappas.append(cohen_kappa_score(resampled[both, i], resampled[both, j], weights="quadratic"))
             rhos.append(spearmanr(resampled[both, i], resampled[both, j]).statistic)
-        slow["cohen_kappa_quadratic"].append(np.mean(kappas))
-        slow["spearman"].append(np.mean(rhos))
+            shared.append(both.sum())  # pair means are weighted by shared documents
+        slow["cohen_kappa_quadratic"].append(np.average(kappas, weights=shared))
+        slow["spearman"].append(np.average(rhos, weights=shared))
     for name, replicates in slow.items():
         low, high = np.percentile(replicates, [5, 95])
         assert result[name]["low"] == pytest.approx(low, abs=1e-9)
@@ -304,3 +311,42 @@ def test_per_language_blocks_and_skips() -> None:
     assert result["fr"] == {"documents": 4, "skipped": "fewer than 5 documents"}
     small = agreement_by_language(table_of(values, languages=languages), min_documents=2)
     assert small["fr"]["skipped"] == "fewer than two raters rated its documents"
+
+
+def test_sparse_panel_pair_means_are_weighted_by_shared_documents() -> None:
+    """Two raters label 200 documents alike; six more each rate 4 documents at random, so 27 of 28 pairs
+    share at most 4 documents. One vote per pair would let those small pairs decide the panel's agreement."""
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 6, 200).astype(np.float64)
+    values = np.full((200, 8), np.nan)
+    values[:, 0] = truth
+    values[:, 1] = np.clip(truth + rng.choice([-1, 0, 0, 0, 1], 200), 0, 5)
+    for rater in range(2, 8):
+        rows = rng.choice(200, 4, replace=False)
+        values[rows, rater] = rng.integers(0, 6, 4)
+    result = agreement(table_of(values))
+
+    weighted, unweighted, total = 0.0, [], 0
+    for i, j in itertools.combinations(range(8), 2):
+        both = ~np.isnan(values[:, i]) & ~np.isnan(values[:, j])
+        if both.sum() < 2:
+            continue
+        a, b = values[both, i].astype(int), values[both, j].astype(int)
+        kappa = cohen_kappa_score(a, b, labels=list(range(6)), weights="quadratic")
+        if np.isfinite(kappa):
+            weighted += both.sum() * kappa
+            total += both.sum()
+            unweighted.append(kappa)
+    assert result["cohen_kappa_quadratic"] == pytest.approx(weighted / total)
+    assert result["unweighted_pair_means"]["cohen_kappa_quadratic"] == pytest.approx(np.mean(unweighted))
+    core = cohen_kappa_score(values[:, 0].astype(int), values[:, 1].astype(int), weights="quadratic")
+    assert abs(result["cohen_kappa_quadratic"] - core) < 0.15  # the core pair holds 200 of 248 shared documents
+    assert result["cohen_kappa_quadratic"] - result["unweighted_pair_means"]["cohen_kappa_quadratic"] > 0.3
+
+    ceiling = label_ceiling({"cohen_kappa_quadratic": 0.6, "spearman": 0.6}, result)
+    assert ceiling["cohen_kappa_quadratic"]["ratio"] == pytest.approx(0.6 / (weighted / total))
+
+    intervals = agreement(table_of(values), bootstrap_samples=200, seed=0)["confidence_intervals"]
+    low, high = intervals["cohen_kappa_quadratic"]["low"], intervals["cohen_kappa_quadratic"]["high"]
+    assert low <= result["cohen_kappa_quadratic"] <= high
+    assert low > result["unweighted_pair_means"]["cohen_kappa_quadratic"]

@@ -18,6 +18,11 @@ Statistics and the scale each one reads:
 
 The bootstrap weights each document by how often it was drawn; α, Fleiss' κ and Cohen's κ are
 sums over documents, so a replicate costs one weighted pass instead of a copy of the data.
+
+Every mean over pairs of raters (the summaries, the binary Cohen's κ and agreement, and their bootstrap
+replicates) is **weighted by the documents each pair shares**: in a sparse crowd (many raters, each rating
+a few documents) a pair sharing 3 documents would otherwise count as much as one sharing 300. The
+unweighted means (one vote per pair) are reported beside the summaries under ``unweighted_pair_means``.
 """
 
 from __future__ import annotations
@@ -287,16 +292,22 @@ def _mean(values: np.ndarray) -> float:
 
 
 def summarize_pairs(pairs: Sequence[dict[str, Any]], collector: Statistics) -> None:
-    """Mean of each pairwise statistic over the pairs where it is defined."""
+    """Mean of each pairwise statistic over the pairs where it is defined, weighted by each pair's shared
+    ``documents``; the unweighted means go to ``unweighted_pair_means``."""
+    unweighted: dict[str, float | None] = {}
     for name in PAIR_STATISTICS:
-        defined = [p[name] for p in pairs if p.get(name) is not None]
+        defined = [(p[name], p["documents"]) for p in pairs if p.get(name) is not None]
+        unweighted[name] = float(np.mean([value for value, _ in defined])) if defined else None
 
-        def mean(defined: list[float] = defined, name: str = name) -> float:
+        def mean(defined: list[tuple[float, int]] = defined, name: str = name) -> float:
             if not defined:
                 raise Undefined(f"{name} is undefined for every pair of raters")
-            return float(np.mean(defined))
+            values, shared = np.array(defined, dtype=np.float64).T
+            return float(np.average(values, weights=shared))
 
         collector.add(name, mean)
+    collector.values["pair_mean_weights"] = "shared_documents"
+    collector.values["unweighted_pair_means"] = unweighted
 
 
 def binary_agreement(table: RatingTable) -> dict[str, Any]:
@@ -308,19 +319,21 @@ def binary_agreement(table: RatingTable) -> dict[str, Any]:
         stats = Statistics()
         stats.add("krippendorff_alpha_nominal", lambda binary=binary: krippendorff_alpha(binary, "nominal"))
         stats.add(
-            "agreement", lambda pairs=pairs: _mean(np.array([_mean(p.classes[0] == p.classes[1]) for p in pairs]))
+            "agreement",
+            lambda pairs=pairs: _mean(np.concatenate([p.classes[0] == p.classes[1] for p in pairs] or [[]])),
         )
-        kappas = []
+        kappas, shared = [], []
         for pair in pairs:
             try:
                 kappas.append(cohen_kappa(pair.classes[0], pair.classes[1], (0, 1)))
+                shared.append(len(pair.rows))
             except Undefined:
                 continue
 
-        def mean_kappa(kappas: list[float] = kappas) -> float:
+        def mean_kappa(kappas: list[float] = kappas, shared: list[int] = shared) -> float:
             if not kappas:
                 raise Undefined("Cohen's κ is undefined for every pair at this threshold")
-            return float(np.mean(kappas))
+            return float(np.average(kappas, weights=shared))
 
         stats.add("cohen_kappa", mean_kappa)
         positive = {}
@@ -475,11 +488,13 @@ def bootstrap(table: RatingTable, *, samples: int, confidence: float, seed: int)
                 replicates[name].append(source.kappa(w) if isinstance(source, FleissData) else source.alpha(w))
             except Undefined:
                 continue
-        per_pair = [pair.statistics(weights[pair.rows]) for pair in pairs]
+        shared = [weights[pair.rows] for pair in pairs]
+        per_pair = [pair.statistics(w) for pair, w in zip(pairs, shared, strict=True)]
         for name in PAIR_BOOTSTRAP_STATISTICS:
-            defined = [stats[name] for stats in per_pair if name in stats]
+            defined = [(stats[name], w.sum()) for stats, w in zip(per_pair, shared, strict=True) if name in stats]
             if defined:
-                replicates[name].append(float(np.mean(defined)))
+                values, drawn = np.array(defined, dtype=np.float64).T
+                replicates[name].append(float(np.average(values, weights=drawn)))
     level = (1 - confidence) / 2 * 100
     result: dict[str, Any] = {"level": confidence, "samples": samples, "seed": seed, "method": "percentile"}
     for name, values in replicates.items():

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from sklearn.metrics import cohen_kappa_score
 
 from mlfilter.cli import main
+from mlfilter.records import iter_records
 from tests.evaluation.helpers import annotation, write_annotations, write_jsonl, write_records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +117,20 @@ def test_evaluate_writes_metrics_report_plots_and_pngs(tmp_path: Path, model_dir
     assert ci["low"] <= full["krippendorff_alpha_ordinal"] <= ci["high"]
     assert report["reliability"]["educational"]["per_language"]["de"]["documents"] == 16
     assert report["annotations"]["annotators"]["educational"]["gamma"]["invalid_by_reason"] == {"null_score": 10}
+
+    # Self-agreement: each annotator's two educational generations against each other (toxic has one).
+    generations = [
+        record["scores"]["educational"]
+        for path in sorted((project / "data" / "annotations" / "alpha").iterdir())
+        for _, record in iter_records(str(path))
+    ]
+    first, second = np.array(generations).T
+    own = metrics["self_agreement"]["educational"]["alpha"]
+    assert own["documents"] == 48
+    assert own["cohen_kappa_quadratic"] == pytest.approx(cohen_kappa_score(first, second, weights="quadratic"))
+    assert own["exact_agreement"] == pytest.approx(np.mean(first == second))
+    assert set(metrics["self_agreement"]) == {"educational"}
+    assert report["reliability"]["educational"]["self_agreement"]["gamma"]["documents"] == 48 - 5
 
     classifier = metrics["classifier"]["educational"]
     assert classifier["documents"] == 24

@@ -27,6 +27,7 @@ unweighted means (one vote per pair) are reported beside the summaries under ``u
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,10 @@ BOOTSTRAP_STATISTICS = (
     "cohen_kappa_quadratic",
     "spearman",
 )
+
+
+#: A rater column of one generation, as tables read without aggregation name them: ``annotator[index]``.
+GENERATION_COLUMN = re.compile(r"^(?P<annotator>.+)\[(?P<index>\d+)\]$")
 
 
 class Undefined(Exception):
@@ -504,3 +509,18 @@ def bootstrap(table: RatingTable, *, samples: int, confidence: float, seed: int)
         else:
             result[name] = {"low": None, "high": None, "defined_samples": 0}
     return result
+
+
+def self_agreement(table: RatingTable) -> dict[str, Any]:
+    """Each annotator's agreement with itself across its ``n`` generations, by :func:`agreement` (no bootstrap).
+
+    ``table`` is read without aggregation, so each generation is a rater column ``annotator[i]``
+    (:data:`GENERATION_COLUMN`); annotators with fewer than two generations are left out. Returns
+    annotator → agreement block.
+    """
+    generations: dict[str, list[str]] = {}
+    for rater in table.raters:
+        match = GENERATION_COLUMN.match(rater)
+        if match:
+            generations.setdefault(match["annotator"], []).append(rater)
+    return {name: agreement(table.select(raters)) for name, raters in generations.items() if len(raters) >= 2}

@@ -30,6 +30,7 @@ class EvaluateParams:
     will do): tokens per text, longer texts cut to their head or scored as averaged windows,
     ``auto`` device (a GPU when there is one) and ``auto`` precision (bfloat16 on a GPU).
     ``sweep_step``: spacing of the classifier-score thresholds in the threshold sweep plot.
+    ``self_agreement``: also report each annotator's agreement with itself across its ``n`` generations.
     """
 
     aggregation: Aggregation = "mean"
@@ -41,6 +42,7 @@ class EvaluateParams:
     device: str = "auto"
     dtype: Dtype = "auto"
     sweep_step: float = 0.1
+    self_agreement: bool = True
 
     def __post_init__(self) -> None:
         if self.bootstrap_samples < 0:

@@ -29,6 +29,8 @@ AGREEMENT_HEADLINE = (
     "within_one_agreement",
     "mae",
 )
+#: Statistics of an annotator's agreement with itself across generations copied into the headline metrics.
+SELF_AGREEMENT_HEADLINE = ("krippendorff_alpha_ordinal", "cohen_kappa_quadratic", "exact_agreement")
 #: Classifier and gold metrics copied into the headline metrics.
 QUALITY_HEADLINE = ("accuracy", "mae", "spearman", "macro_f1", "cohen_kappa_quadratic")
 
@@ -99,8 +101,13 @@ def headline_metrics(
     reliability: Mapping[str, Any], classifier: Mapping[str, Any] | None, extra: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The numbers ``dvc metrics diff`` compares: agreement, classifier and gold summaries per task."""
-    metrics: dict[str, Any] = {"agreement": {}, "classifier": {}, "gold": {}}
+    metrics: dict[str, Any] = {"agreement": {}, "self_agreement": {}, "classifier": {}, "gold": {}}
     for task, entry in reliability.items():
+        if entry.get("self_agreement"):
+            metrics["self_agreement"][task] = {
+                annotator: {name: block.get(name) for name in ("documents", *SELF_AGREEMENT_HEADLINE)}
+                for annotator, block in entry["self_agreement"].items()
+            }
         block = entry.get("agreement")
         if block is not None:
             metrics["agreement"][task] = {

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mlfilter.evaluation import plots
+from mlfilter.evaluation.agreement import self_agreement
 from mlfilter.evaluation.baseline import baseline_report, margins, warnings_for
 from mlfilter.evaluation.classifier import classifier_report, load_split, predict_scores, task_columns
 from mlfilter.evaluation.gold import compare_scores, gold_column
@@ -77,6 +78,8 @@ def run_evaluate(
         min_language_documents=params.min_language_documents,
         strict=False,
     )
+    if params.self_agreement:
+        add_self_agreement(reliability, inputs.annotations, tasks, task_names, languages)
     agreement_seconds = watch.seconds - reading_seconds
 
     split = load_split(inputs.test, tasks)
@@ -154,6 +157,22 @@ def run_evaluate(
         "evaluate: %d annotation records, %d test documents, reports in %s", ratings.records, len(split.ids), output
     )
     return headline
+
+
+def add_self_agreement(
+    reliability: dict[str, Any],
+    annotations: str,
+    tasks: Sequence[TaskParams],
+    task_names: Mapping[str, str] | None,
+    languages: Mapping[str, str] | None,
+) -> None:
+    """Add ``self_agreement`` (annotator → agreement of its generations) to each task's reliability entry."""
+    generations = load_ratings(
+        [annotations], tasks, aggregation=None, task_names=task_names, languages=languages, on_error="skip"
+    )
+    for task, table in generations.tables.items():
+        if task in reliability:
+            reliability[task]["self_agreement"] = self_agreement(table)
 
 
 def add_classifier_gold(

@@ -448,7 +448,7 @@ class PairReplicates:
                 result[name] = kappa_from_confusion(confusion, distances)
             except Undefined:
                 continue
-        first, second = (_weighted_midranks(inverse, weights) for inverse in self.ranked)
+        first, second = (weighted_midranks(inverse, weights) for inverse in self.ranked)
         total = weights.sum()
         da, db = first - (weights * first).sum() / total, second - (weights * second).sum() / total
         variance = (weights * da**2).sum() * (weights * db**2).sum()
@@ -457,7 +457,7 @@ class PairReplicates:
         return result
 
 
-def _weighted_midranks(inverse: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def weighted_midranks(inverse: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Each value's rank (ties get their mean rank) if it occurred ``weights`` times; ``inverse`` maps
     values to their position among the sorted distinct values."""
     counts = np.bincount(inverse, weights=weights)

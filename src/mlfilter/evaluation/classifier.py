@@ -25,6 +25,7 @@ from mlfilter.documents import document_from_record
 from mlfilter.errors import MlfilterError
 from mlfilter.evaluation.gold import compare_scores
 from mlfilter.evaluation.ratings import UNKNOWN_LANGUAGE, LabelSpace
+from mlfilter.evaluation.weighted import population_metrics
 from mlfilter.labels.annotations import TaskResolver, parse_scores_record, valid_score
 from mlfilter.params import TaskParams
 from mlfilter.records import expand_inputs, iter_records
@@ -174,7 +175,8 @@ def classifier_report(
     sweep_step: float,
     min_language_documents: int,
 ) -> dict[str, Any]:
-    """Per task: the classifier's metrics against the labels, per language, the threshold sweep and the ceiling.
+    """Per task: the classifier's metrics against the labels, per language, the threshold sweep and the ceiling;
+    with split weights also ``population_estimate`` (:func:`~mlfilter.evaluation.weighted.population_metrics`).
 
     ``predictions[doc, task]`` follows ``tasks``; ``annotator_agreement[task]`` is the agreement
     summary of the annotators (for the label-ceiling ratio) or None.
@@ -193,6 +195,8 @@ def classifier_report(
         )
         metrics["label_ceiling"] = label_ceiling(metrics, annotator_agreement.get(task.name))
         metrics["per_language"] = _per_language(split.languages, labels, scores, space, min_language_documents)
+        if split.weights is not None:
+            metrics["population_estimate"] = population_metrics(labels, scores, split.weights, space)
         report[task.name] = metrics
     return report
 

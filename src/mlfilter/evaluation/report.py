@@ -137,6 +137,12 @@ def headline_metrics(
             "label_ceiling_ratio": ceiling["cohen_kappa_quadratic"]["ratio"],
             "label_ceiling_ratio_spearman": ceiling["spearman"]["ratio"],
         }
+        if "population_estimate" in result:
+            estimate = result["population_estimate"]
+            metrics["classifier"][task]["population_estimate"] = {
+                **{name: estimate.get(name) for name in ("effective_documents", "mae", "spearman", "macro_f1")},
+                "f1_at_threshold": estimate.get("binary", {}).get(threshold_key(result["threshold"]), {}).get("f1"),
+            }
     metrics.update(extra)
     return {key: value for key, value in metrics.items() if value != {}}
 

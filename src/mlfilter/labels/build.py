@@ -27,6 +27,7 @@ from mlfilter.logs import progress
 from mlfilter.params import TaskParams
 from mlfilter.records import RecordWriter, is_record_file
 from mlfilter.reports import StageCounts, Stopwatch
+from mlfilter.weights import WEIGHT_FIELD, inclusion_weight
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,11 @@ def build_labels(
     params: AggregateParams,
     gold: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Aggregate the annotations of the sample's documents; write labels and gold; return the report."""
+    """Aggregate the annotations of the sample's documents; write labels and gold; return the report.
+
+    A document with ``metadata.inclusion_probability`` (a proxy-stratified sample) gets the label field
+    ``weight`` = 1 / probability (:mod:`mlfilter.weights`).
+    """
     watch = Stopwatch()
     doc_index: dict[str, int] = {}
     for _, document in progress(read_documents(sample), desc="sample ids"):
@@ -154,15 +159,17 @@ def build_labels(
                 stage.drop(str(reasons[position]))
                 continue
             stage.keep()
-            labels_out.write(
-                {
-                    "id": document.id,
-                    "text": document.text,
-                    "language": document.language,
-                    "scores": [_number(r.label[position], params.rounding) for r in results],
-                    "agreement": {t.name: _agreement_record(r, position) for t, r in zip(tasks, results, strict=True)},
-                }
-            )
+            label = {
+                "id": document.id,
+                "text": document.text,
+                "language": document.language,
+                "scores": [_number(r.label[position], params.rounding) for r in results],
+                "agreement": {t.name: _agreement_record(r, position) for t, r in zip(tasks, results, strict=True)},
+            }
+            weight = inclusion_weight(document.metadata, location)
+            if weight is not None:
+                label[WEIGHT_FIELD] = weight
+            labels_out.write(label)
             if gold_results is not None and any(r.status[position] == LABELLED for r in gold_results):
                 gold_written += 1
                 gold_out.write(

@@ -17,6 +17,7 @@ from mlfilter.errors import MlfilterError
 COMMANDS: dict[str, tuple[str, str]] = {
     "params": ("mlfilter.commands.params", "print the resolved, validated params.yaml"),
     "sample": ("mlfilter.commands.sample", "reproducible per-language sample of Common Crawl or local corpora"),
+    "proxy_sample": ("mlfilter.commands.proxy_sample", "choose what to annotate: over-sample by a cheap proxy score"),
     "annotate": ("mlfilter.commands.annotate", "score documents with one LLM annotator of params.yaml (cached)"),
     "score_documents": ("mlfilter.commands.score_documents", "the original tool's command: score JSONL with an LLM"),
     "aggregate": ("mlfilter.commands.aggregate", "one label per document and task from every annotator's scores"),

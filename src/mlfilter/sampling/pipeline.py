@@ -186,7 +186,7 @@ def write_sample(
                         if kept[row]:
                             writer.write(record)
         shards = [path.name for path in writer.shards]
-        _replace_folder(tmp, output)
+        replace_folder(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -211,7 +211,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _replace_folder(new: Path, target: Path) -> None:
+def replace_folder(new: Path, target: Path) -> None:
+    """Move the finished folder ``new`` to ``target``, replacing a previous one whole."""
     old = target.parent / f".{target.name}.old-{os.getpid()}"
     if target.exists():
         os.replace(target, old)

@@ -15,12 +15,25 @@ estimator), estimate the pool's values rather than the skewed sample's. See :mod
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from mlfilter.classifiers.base import ENCODER, classifier_kind, load_classifier
+from mlfilter.documents import read_documents
+from mlfilter.errors import MlfilterError
+from mlfilter.params import TaskParams
+from mlfilter.records import ShardedWriter
+from mlfilter.sampling.pipeline import replace_folder
 from mlfilter.sampling.reservoir import priority
+from mlfilter.weights import INCLUSION_FIELD
 
 
 @dataclass(frozen=True)
@@ -99,3 +112,99 @@ def proxy_stratified_sample(
         selected[members[np.argsort(keys[members], kind="stable")[:n_h]]] = True
     share = np.divide(allocated, sizes, out=np.zeros(len(sizes)), where=sizes > 0)
     return StratifiedSample(selected, stratum, share[stratum] * pool_probability, sizes, allocated)
+
+
+def proxy_scores(texts: Sequence[str], task: TaskParams, *, model: str | None, train: str | None) -> np.ndarray:
+    """The cheap proxy's score for ``task`` of each text, shape ``(len(texts),)``.
+
+    ``model``: a classifier folder from an earlier round (TF-IDF, fastText, or a transformers encoder scored
+    through the filter stage's engine). ``train``: a labelled split (the labels so far), on which a TF-IDF + ridge
+    proxy is fitted here. Exactly one of the two is given.
+
+    Raises:
+        MlfilterError: neither or both are given, or the model has no head for ``task``.
+    """
+    if (model is None) == (train is None):
+        raise MlfilterError("name the proxy: a classifier folder (--model) or labels to fit one on (--train)")
+    if train is not None:
+        from mlfilter.evaluation.baseline import fit_baseline
+        from mlfilter.evaluation.classifier import load_split
+
+        return fit_baseline(load_split(train, [task]), [task]).predict(texts)[:, 0]
+    assert model is not None
+    if classifier_kind(model) == ENCODER:
+        from mlfilter.evaluation.classifier import predict_scores
+
+        scores, names = predict_scores(model, texts)
+    else:
+        classifier = load_classifier(model)
+        scores, names = classifier.predict(texts), classifier.task_names
+    if task.name not in names:
+        raise MlfilterError(f"{model}: the proxy has no head for task {task.name!r}; its heads: {', '.join(names)}")
+    return np.asarray(scores, dtype=np.float64)[:, list(names).index(task.name)]
+
+
+def write_proxy_sample(
+    pool: Sequence[str],
+    output: str | os.PathLike[str],
+    *,
+    task: TaskParams,
+    model: str | None,
+    train: str | None,
+    sample_size: int,
+    edges: Sequence[float] | None,
+    seed: int,
+    pool_probability: float = 1.0,
+) -> dict[str, Any]:
+    """Score the ``pool`` documents with the proxy, draw the sample, and write it as document shards to ``output``
+    with ``metadata.inclusion_probability`` (and ``metadata.proxy_score``). Returns the report: documents read,
+    kept and ``not_sampled``, and per stratum its score range, size ``N_h``, draws ``n_h`` and probability.
+
+    ``edges`` default to the halves between the task's labels (strata = the proxy score rounded to a label).
+    The output folder is replaced whole once every shard is written.
+    """
+    ids: list[str] = []
+    documents = []
+    for _, document in read_documents(pool):
+        ids.append(document.id)
+        documents.append(document)
+    scores = proxy_scores([d.text for d in documents], task, model=model, train=train)
+    cuts = list(edges) if edges is not None else [label - 0.5 for label in range(1, task.num_targets)]
+    drawn = proxy_stratified_sample(
+        ids, scores, edges=cuts, sample_size=sample_size, seed=seed, pool_probability=pool_probability
+    )
+    target = Path(output)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    try:
+        with ShardedWriter(tmp) as writer:
+            for position in np.flatnonzero(drawn.selected):
+                document = documents[position]
+                metadata = {
+                    **document.metadata,
+                    INCLUSION_FIELD: float(drawn.inclusion_probability[position]),
+                    "proxy_score": float(scores[position]),
+                }
+                writer.write(dataclasses.replace(document, metadata=metadata).to_record())
+        replace_folder(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    bounds = [-math.inf, *cuts, math.inf]
+    return {
+        "task": task.name,
+        "proxy": {"model": model} if model is not None else {"tfidf_fitted_on": train},
+        "seed": seed,
+        "documents": {"seen": len(ids), "kept": int(drawn.selected.sum()), "not_sampled": int((~drawn.selected).sum())},
+        "strata": [
+            {
+                "low": None if math.isinf(bounds[h]) else bounds[h],
+                "high": None if math.isinf(bounds[h + 1]) else bounds[h + 1],
+                "pool": int(drawn.sizes[h]),
+                "drawn": int(drawn.allocated[h]),
+                "inclusion_probability": float(drawn.allocated[h] / drawn.sizes[h]) * pool_probability
+                if drawn.sizes[h]
+                else None,
+            }
+            for h in range(len(drawn.sizes))
+        ],
+    }

@@ -93,6 +93,8 @@ def test_a_classifier_that_loses_to_the_baseline_is_warned_about(
     assert report["baseline"]["educational"]["train_documents"] == 24
     assert set(report["baseline"]["educational"]["per_language"]) == {"en", "de", "sr"}
     assert report["margin_over_baseline"] == metrics["margin_over_baseline"]
+    # Two thirds of the test documents are German or Serbian and the model is on the English-only MiniLM.
+    assert any("67% of the documents are not English" in w and "xlm-roberta" in w for w in report["warnings"])
 
 
 def test_without_a_train_split_there_is_no_baseline(tmp_path: Path, model_dir: Path, monkeypatch) -> None:

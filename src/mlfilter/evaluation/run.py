@@ -26,6 +26,7 @@ from mlfilter.evaluation.gold import compare_scores, gold_column
 from mlfilter.evaluation.params import EvaluateParams
 from mlfilter.evaluation.ratings import LabelSpace, Ratings, load_languages, load_ratings
 from mlfilter.evaluation.report import headline_metrics, json_safe, reliability_report
+from mlfilter.multilingual import english_only_warning, saved_encoder
 from mlfilter.params import TaskParams, to_plain
 from mlfilter.reports import Stopwatch, write_report
 
@@ -131,6 +132,9 @@ def run_evaluate(
     }
     headline = headline_metrics(reliability, classifier, {"documents": documents, "throughput": throughput})
     warnings: list[str] = []
+    language_warning = english_only_warning(saved_encoder(inputs.model), split.languages)
+    if language_warning is not None:
+        warnings.append(language_warning)
     if baseline is not None:
         headline["baseline"] = headline_metrics({}, baseline, {})["classifier"]
         headline["margin_over_baseline"] = margins(headline["classifier"], headline["baseline"])

@@ -140,11 +140,13 @@ class AnnotatorHeads(nn.Module):
                 counts = torch.bincount(present.round().long().clamp(0, k - 1), minlength=k).float()
                 last.bias.copy_(torch.log((counts + 1.0) / (counts.sum() + k)))
 
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> AnnotatorOutput:
-        """Scores (and the masked loss when ``labels`` is given) from pooled embeddings."""
+    def forward(
+        self, embeddings: torch.Tensor, labels: torch.Tensor | None = None, weights: torch.Tensor | None = None
+    ) -> AnnotatorOutput:
+        """Scores (and the masked, optionally weighted loss when ``labels`` is given) from pooled embeddings."""
         logits = torch.cat([head(embeddings) for head in self.tasks], dim=-1)
         scores = self.logits_to_scores(logits)
-        loss = self.compute_loss(logits, labels) if labels is not None else None
+        loss = self.compute_loss(logits, labels, weights) if labels is not None else None
         return AnnotatorOutput(loss=loss, logits=logits, scores=scores, embeddings=embeddings)
 
     def logits_to_scores(self, logits: torch.Tensor) -> torch.Tensor:
@@ -158,9 +160,16 @@ class AnnotatorHeads(nn.Module):
             columns.append((probabilities * values).sum(-1))
         return torch.stack(columns, dim=-1).to(logits.dtype)
 
-    def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean loss over the labels present (NaN labels are masked out), averaged over tasks."""
+    def compute_loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean loss over the labels present (NaN labels are masked out), averaged over tasks.
+
+        ``weights`` (``[batch]``, optional): per-document weights, e.g. inverse inclusion probabilities of a
+        proxy-stratified sample; each task's loss is then ``Σ w·loss / Σ w`` over its labelled documents.
+        """
         labels = labels.to(logits.device).float().reshape(logits.shape[0], -1)
+        w = None if weights is None else weights.to(logits.device).float().reshape(-1)
         losses = []
         for task, part in enumerate(self.slices):
             present = ~torch.isnan(labels[:, task])
@@ -170,10 +179,11 @@ class AnnotatorHeads(nn.Module):
             output = logits[present, part].float()
             if self.config.is_regression:
                 loss_fn = nn.functional.huber_loss if self.config.regression_loss == "huber" else nn.functional.mse_loss
-                losses.append(loss_fn(output.squeeze(-1), target))
+                per_document = loss_fn(output.squeeze(-1), target, reduction="none")
             else:
                 classes = target.round().long().clamp(0, self.config.num_targets_per_task[task] - 1)
-                losses.append(nn.functional.cross_entropy(output, classes))
+                per_document = nn.functional.cross_entropy(output, classes, reduction="none")
+            losses.append(per_document.mean() if w is None else (per_document * w[present]).sum() / w[present].sum())
         if not losses:
             return logits.sum() * 0.0
         return torch.stack(losses).mean()
@@ -237,9 +247,11 @@ class AnnotatorModel(PreTrainedModel):
             return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return hidden[:, 0]
 
-    def forward_embeddings(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> AnnotatorOutput:
+    def forward_embeddings(
+        self, embeddings: torch.Tensor, labels: torch.Tensor | None = None, weights: torch.Tensor | None = None
+    ) -> AnnotatorOutput:
         """Run only the heads on pooled embeddings (the frozen-encoder fast path uses this directly)."""
-        return self.heads(embeddings, labels)
+        return self.heads(embeddings, labels, weights)
 
     def forward(
         self,
@@ -247,18 +259,23 @@ class AnnotatorModel(PreTrainedModel):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        weights: torch.Tensor | None = None,
         **_: Any,
     ) -> AnnotatorOutput:
-        """Encode, pool and score; ``labels`` is ``[batch, num_tasks]`` with NaN where a label is missing."""
-        return self.heads(self.embed(input_ids, attention_mask, token_type_ids), labels)
+        """Encode, pool and score; ``labels`` is ``[batch, num_tasks]`` with NaN where a label is missing,
+        ``weights`` ``[batch]`` optional per-document loss weights."""
+        return self.heads(self.embed(input_ids, attention_mask, token_type_ids), labels, weights)
 
     def logits_to_scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Continuous scores ``[batch, num_tasks]`` from concatenated head outputs."""
         return self.heads.logits_to_scores(logits)
 
-    def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean loss over the labels present (NaN labels are masked out), averaged over tasks."""
-        return self.heads.compute_loss(logits, labels)
+    def compute_loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean loss over the labels present (NaN labels are masked out), averaged over tasks; see
+        :meth:`AnnotatorHeads.compute_loss` for ``weights``."""
+        return self.heads.compute_loss(logits, labels, weights)
 
 
 AutoConfig.register(MODEL_TYPE, AnnotatorConfig, exist_ok=True)

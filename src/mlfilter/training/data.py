@@ -20,27 +20,32 @@ from mlfilter.logs import progress
 from mlfilter.params import TaskParams
 from mlfilter.records import RecordFormatError, RecordLocation, expand_inputs, iter_records
 from mlfilter.reports import StageCounts
+from mlfilter.weights import record_weight
 
 
 @dataclass
 class LabeledData:
-    """Texts and their labels ``[n, num_tasks]`` (float32, NaN = missing), with per-reason accounting."""
+    """Texts and their labels ``[n, num_tasks]`` (float32, NaN = missing), with per-reason accounting, and
+    the records' inverse-probability ``weights`` ``[n]`` when any record has one (others weigh 1), else None."""
 
     texts: list[str]
     labels: np.ndarray
     ids: list[str | None]
     files: list[str]
     counts: StageCounts = field(default_factory=StageCounts)
+    weights: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def fingerprint(self) -> str:
-        """A hash of the texts and labels, in order (keys the checkpoints of a run)."""
+        """A hash of the texts, labels and weights, in order (keys the checkpoints of a run)."""
         digest = hashlib.sha256()
         for text in self.texts:
             digest.update(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
         digest.update(np.ascontiguousarray(self.labels).tobytes())
+        if self.weights is not None:
+            digest.update(np.ascontiguousarray(self.weights).tobytes())
         return digest.hexdigest()
 
     def label_counts(self, task_index: int) -> dict[str, int]:
@@ -68,6 +73,7 @@ def read_labeled(
     texts: list[str] = []
     rows: list[list[float]] = []
     ids: list[str | None] = []
+    weights: list[float | None] = []
     counts = StageCounts()
     for path in files:
         for location, record in progress(iter_records(path), desc=f"read {path}", unit="doc"):
@@ -83,8 +89,12 @@ def read_labeled(
                 rows.append(labels)
                 raw_id = record.get("id")
                 ids.append(None if raw_id is None else str(raw_id))
+                weights.append(record_weight(record, location))
     labels_array = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(tasks))
-    return LabeledData(texts=texts, labels=labels_array, ids=ids, files=files, counts=counts)
+    weight_array = None
+    if any(w is not None for w in weights):
+        weight_array = np.array([1.0 if w is None else w for w in weights], dtype=np.float32)
+    return LabeledData(texts=texts, labels=labels_array, ids=ids, files=files, counts=counts, weights=weight_array)
 
 
 def _text(record: dict[str, Any], location: RecordLocation, column: str) -> str:

@@ -131,14 +131,19 @@ class Embedder:
 
 
 class EmbeddingDataset(Dataset):
-    """Cached embeddings with their label rows, in the form ``AnnotatorHeads.forward`` takes."""
+    """Cached embeddings with their label rows (and optional per-document loss weights), in the form
+    ``AnnotatorHeads.forward`` takes."""
 
-    def __init__(self, embeddings: np.ndarray, labels: np.ndarray) -> None:
+    def __init__(self, embeddings: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> None:
         self.embeddings = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
         self.labels = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.float32))
+        self.weights = None if weights is None else torch.from_numpy(np.asarray(weights, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"embeddings": self.embeddings[index], "labels": self.labels[index]}
+        item = {"embeddings": self.embeddings[index], "labels": self.labels[index]}
+        if self.weights is not None:
+            item["weights"] = self.weights[index]
+        return item

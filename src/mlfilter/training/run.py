@@ -241,8 +241,8 @@ def _prepare_trainer(
         if params.gradient_checkpointing:
             # Recent transformers name it activation_checkpointing_enable; earlier 5.x releases only the old name.
             getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
-        train_set = TokenizedDataset(tokenizer, train.texts, train.labels, params.max_length)
-        val_set = TokenizedDataset(tokenizer, val.texts, val.labels, params.max_length)
+        train_set = TokenizedDataset(tokenizer, train.texts, train.labels, params.max_length, train.weights)
+        val_set = TokenizedDataset(tokenizer, val.texts, val.labels, params.max_length, val.weights)
         trainer = build_trainer(
             model,
             args,
@@ -268,7 +268,7 @@ def _prepare_trainer(
     for split, data in (("train", train), ("val", val)):
         embeddings, split_stats = embedder.embed(data.texts, desc=f"embed {split}")
         stats.add(split_stats)
-        datasets.append(EmbeddingDataset(embeddings, data.labels))
+        datasets.append(EmbeddingDataset(embeddings, data.labels, data.weights))
     trainer = build_trainer(
         model.heads,
         args,

@@ -176,13 +176,20 @@ def has_checkpoint(folder: Path) -> bool:
 
 
 class TokenizedDataset(Dataset):
-    """Texts tokenised once (truncated to ``max_length``, unpadded) with their label rows."""
+    """Texts tokenised once (truncated to ``max_length``, unpadded) with their label rows and optional
+    per-document loss weights."""
 
     def __init__(
-        self, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], labels: np.ndarray, max_length: int
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        texts: Sequence[str],
+        labels: np.ndarray,
+        max_length: int,
+        weights: np.ndarray | None = None,
     ) -> None:
         self.encodings = tokenizer(list(texts), truncation=True, max_length=max_length)
         self.labels = labels.astype(np.float32)
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float32)
         self.keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in self.encodings]
 
     def __len__(self) -> int:
@@ -191,6 +198,8 @@ class TokenizedDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         item: dict[str, Any] = {key: self.encodings[key][index] for key in self.keys}
         item["labels"] = self.labels[index]
+        if self.weights is not None:
+            item["weights"] = self.weights[index]
         return item
 
     @property
@@ -200,15 +209,19 @@ class TokenizedDataset(Dataset):
 
 
 class PaddingCollator:
-    """Pads token ids per batch (to a multiple of 8 on GPU) and stacks the float label rows."""
+    """Pads token ids per batch (to a multiple of 8 on GPU) and stacks the float label rows (and weights)."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self.pad = tokenizer.pad
         self.multiple = 8 if torch.cuda.is_available() else None
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        labels = torch.from_numpy(np.stack([f["labels"] for f in features]))
-        inputs = [{k: v for k, v in f.items() if k != "labels"} for f in features]
+        stacked = {
+            key: torch.from_numpy(np.stack([f[key] for f in features]))
+            for key in ("labels", "weights")
+            if key in features[0]
+        }
+        inputs = [{k: v for k, v in f.items() if k not in stacked} for f in features]
         batch = dict(self.pad(inputs, padding=True, pad_to_multiple_of=self.multiple, return_tensors="pt"))
-        batch["labels"] = labels
+        batch.update(stacked)
         return batch

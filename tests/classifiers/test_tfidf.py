@@ -116,3 +116,19 @@ def test_bad_config_is_named() -> None:
         TfidfConfig(ngram_min=3, ngram_max=2)
     with pytest.raises(ValueError, match="objective"):
         TfidfConfig(objective="ordinal")  # type: ignore[arg-type]
+
+
+def test_texts_are_read_up_to_max_chars() -> None:
+    texts, labels = educational()
+    config = TfidfConfig(ngram_min=2, ngram_max=3, min_df=1, max_chars=300)
+    model = TfidfClassifier.fit(texts, labels, task_names=["educational"], num_targets=[6], config=config)
+    tails = [text[:300] + " completely different ending about quantum chromodynamics" for text in texts]
+    np.testing.assert_allclose(model.predict(tails), model.predict(texts))
+    whole = TfidfClassifier.fit(
+        texts,
+        labels,
+        task_names=["educational"],
+        num_targets=[6],
+        config=TfidfConfig(ngram_min=2, ngram_max=3, min_df=1),
+    )
+    assert not np.allclose(whole.predict(tails), whole.predict(texts))

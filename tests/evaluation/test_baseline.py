@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from mlfilter.cli import main
-from mlfilter.evaluation.baseline import margins, warnings_for
+from mlfilter.evaluation.baseline import margins, subsample, warnings_for
+from mlfilter.evaluation.classifier import load_split
+from mlfilter.params import TaskParams
 from tests.evaluation.helpers import annotation, write_annotations, write_jsonl
 
 SAMPLING_DATA = Path(__file__).parents[1] / "sampling" / "data"
@@ -103,3 +105,20 @@ def test_without_a_train_split_there_is_no_baseline(tmp_path: Path, model_dir: P
     assert main(["evaluate", "--documents", "data/splits/test.jsonl"]) == 0
     metrics = json.loads((project / "reports" / "evaluate" / "metrics.json").read_text())
     assert "baseline" not in metrics and "margin_over_baseline" not in metrics
+
+
+def test_the_baseline_trains_on_a_seeded_subsample_of_a_large_split(tmp_path: Path, model_dir: Path) -> None:
+    project = write_language_project(tmp_path, model_dir)
+    tasks = [
+        TaskParams(name="educational", prompt="p.yaml", num_targets=6, threshold=3),
+        TaskParams(name="toxic", prompt="t.yaml", num_targets=3, threshold=1),
+    ]
+    split = load_split(str(project / "data" / "splits" / "train.jsonl"), tasks)
+    assert subsample(split, 0, seed=1) is split and subsample(split, 24, seed=1) is split
+    small = subsample(split, 10, seed=1)
+    assert len(small.ids) == len(small.texts) == len(small.labels) == 10
+    assert [split.ids.index(i) for i in small.ids] == sorted(split.ids.index(i) for i in small.ids)
+    assert subsample(split, 10, seed=1).ids == small.ids != subsample(split, 10, seed=2).ids
+    for doc_id, text, label in zip(small.ids, small.texts, small.labels[:, 0], strict=True):
+        position = split.ids.index(doc_id)
+        assert split.texts[position] == text and split.labels[position, 0] == label

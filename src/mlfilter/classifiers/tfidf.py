@@ -43,6 +43,8 @@ class TfidfConfig:
     ``alpha``: L2 strength (ridge ``alpha``; logistic ``C = 1 / alpha``).
     ``objective``: ``regression`` (ridge on the label value) or ``classification`` (multinomial logistic
     regression; the score is the expected label under its probabilities).
+    ``max_chars``: texts are cut to their first ``max_chars`` characters (0: whole texts), as an encoder reads
+    its first ``max_length`` tokens; the n-gram analyzer is pure Python, so this bounds its time per document.
     """
 
     ngram_min: int = 1
@@ -51,16 +53,23 @@ class TfidfConfig:
     min_df: int = 2
     alpha: float = 1.0
     objective: Objective = "regression"
+    max_chars: int = 4000
 
     def __post_init__(self) -> None:
         if not 1 <= self.ngram_min <= self.ngram_max:
             raise ValueError(f"ngram_min/ngram_max: expected 1 <= min <= max, got {self.ngram_min}, {self.ngram_max}")
         if self.max_features < 1 or self.min_df < 1:
             raise ValueError(f"max_features and min_df must be >= 1, got {self.max_features}, {self.min_df}")
+        if self.max_chars < 0:
+            raise ValueError(f"max_chars: expected 0 (whole texts) or more, got {self.max_chars}")
         if self.alpha <= 0:
             raise ValueError(f"alpha: expected > 0, got {self.alpha}")
         if self.objective not in ("regression", "classification"):
             raise ValueError(f"objective: expected regression or classification, got {self.objective!r}")
+
+    def cut(self, texts: Sequence[str]) -> list[str]:
+        """The texts as the vectorizer reads them: their first ``max_chars`` characters."""
+        return [text[: self.max_chars] for text in texts] if self.max_chars else list(texts)
 
     def vectorizer(self, vocabulary: dict[str, int] | None = None) -> TfidfVectorizer:
         """The scikit-learn vectorizer of these settings (with a fixed ``vocabulary`` when loading)."""
@@ -138,7 +147,7 @@ class TfidfClassifier:
         if sample_weight.shape != (len(texts),) or not np.all(sample_weight > 0):
             raise ValueError(f"weights: expected {len(texts)} positive values, got shape {sample_weight.shape}")
         vectorizer = config.vectorizer()
-        features = vectorizer.fit_transform(texts)
+        features = vectorizer.fit_transform(config.cut(texts))
         models = []
         for position, name in enumerate(task_names):
             labelled = ~np.isnan(labels[:, position])
@@ -150,7 +159,7 @@ class TfidfClassifier:
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Scores of shape ``(len(texts), len(task_names))``, float64, clipped into each task's label range."""
-        features = self.vectorizer.transform(texts)
+        features = self.vectorizer.transform(self.config.cut(texts))
         columns = []
         for model, k in zip(self.models, self.num_targets, strict=True):
             raw = np.asarray(features @ model.coef.T, dtype=np.float64) + model.intercept

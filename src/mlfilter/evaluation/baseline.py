@@ -14,9 +14,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from mlfilter.classifiers.tfidf import TfidfClassifier
 from mlfilter.evaluation.classifier import LabelledSplit, classifier_report, load_split
 from mlfilter.params import TaskParams
+from mlfilter.sampling.reservoir import priority
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,22 @@ def warnings_for(margin: Mapping[str, Any]) -> list[str]:
     return messages
 
 
+def subsample(split: LabelledSplit, limit: int, seed: int) -> LabelledSplit:
+    """At most ``limit`` documents of ``split`` (0: all): those with the smallest seeded hash of their id."""
+    if not limit or len(split.ids) <= limit:
+        return split
+    keys = np.array([priority(seed, doc_id) for doc_id in split.ids], dtype=np.uint64)
+    rows = np.sort(np.argsort(keys, kind="stable")[:limit])
+    return LabelledSplit(
+        [split.ids[i] for i in rows],
+        [split.texts[i] for i in rows],
+        split.languages[rows],
+        split.labels[rows],
+        split.counts,
+        None if split.weights is None else split.weights[rows],
+    )
+
+
 def baseline_report(
     train_path: str,
     test: LabelledSplit,
@@ -84,10 +103,13 @@ def baseline_report(
     annotator_agreement: Mapping[str, Mapping[str, Any] | None],
     sweep_step: float,
     min_language_documents: int,
+    max_train_documents: int = 0,
+    seed: int = 0,
 ) -> dict[str, Any] | None:
-    """The baseline fitted on ``train_path`` and measured on ``test`` like the classifier (see
-    :func:`~mlfilter.evaluation.classifier.classifier_report`), or None when it cannot be fitted (logged)."""
-    train = load_split(train_path, tasks)
+    """The baseline fitted on ``train_path`` (at most ``max_train_documents`` of it, drawn by ``seed``; 0: all)
+    and measured on ``test`` like the classifier (see :func:`~mlfilter.evaluation.classifier.classifier_report`),
+    or None when it cannot be fitted (logged)."""
+    train = subsample(load_split(train_path, tasks), max_train_documents, seed)
     try:
         model = fit_baseline(train, tasks)
     except ValueError as exc:

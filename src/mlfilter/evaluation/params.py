@@ -31,6 +31,8 @@ class EvaluateParams:
     ``auto`` device (a GPU when there is one) and ``auto`` precision (bfloat16 on a GPU).
     ``sweep_step``: spacing of the classifier-score thresholds in the threshold sweep plot.
     ``self_agreement``: also report each annotator's agreement with itself across its ``n`` generations.
+    ``baseline_max_train_documents``: the TF-IDF baseline is fitted on at most this many train documents,
+    drawn by the shared seed (0: all), since its character n-gram analyzer is pure Python and slow on large splits.
     """
 
     aggregation: Aggregation = "mean"
@@ -43,6 +45,7 @@ class EvaluateParams:
     dtype: Dtype = "auto"
     sweep_step: float = 0.1
     self_agreement: bool = True
+    baseline_max_train_documents: int = 20_000
 
     def __post_init__(self) -> None:
         if self.bootstrap_samples < 0:
@@ -53,5 +56,8 @@ class EvaluateParams:
             raise ParamsError(f"evaluate.min_language_documents: expected 2 or more, got {self.min_language_documents}")
         if self.max_length < 8:
             raise ParamsError(f"evaluate.max_length: expected at least 8, got {self.max_length}")
+        if self.baseline_max_train_documents < 0:
+            limit = self.baseline_max_train_documents
+            raise ParamsError(f"evaluate.baseline_max_train_documents: expected 0 (all) or more, got {limit}")
         if not 0 < self.sweep_step <= 1:
             raise ParamsError(f"evaluate.sweep_step: expected a step in (0, 1], got {self.sweep_step}")

@@ -115,6 +115,8 @@ def run_evaluate(
             annotator_agreement=summaries,
             sweep_step=params.sweep_step,
             min_language_documents=params.min_language_documents,
+            max_train_documents=params.baseline_max_train_documents,
+            seed=seed,
         )
     written = write_plots(output, ratings, reliability, split.labels, predictions, classifier, tasks)
 

@@ -93,6 +93,7 @@ def test_a_classifier_that_loses_to_the_baseline_is_warned_about(
     assert any("educational: the classifier does not beat" in w for w in report["warnings"])
     assert any("educational: the classifier does not beat" in r.getMessage() for r in caplog.records)
     assert report["baseline"]["educational"]["train_documents"] == 24
+    assert metrics["throughput"]["baseline_seconds"] > 0
     assert set(report["baseline"]["educational"]["per_language"]) == {"en", "de", "sr"}
     assert report["margin_over_baseline"] == metrics["margin_over_baseline"]
     # Two thirds of the test documents are German or Serbian and the model is on the English-only MiniLM.

@@ -107,6 +107,7 @@ def run_evaluate(
     if gold is not None:
         add_classifier_gold(classifier, gold, split.ids, predictions, tasks)
     baseline = None
+    baseline_watch = Stopwatch()
     if inputs.train:
         baseline = baseline_report(
             inputs.train,
@@ -118,6 +119,7 @@ def run_evaluate(
             max_train_documents=params.baseline_max_train_documents,
             seed=seed,
         )
+    baseline_seconds = baseline_watch.seconds
     written = write_plots(output, ratings, reliability, split.labels, predictions, classifier, tasks)
 
     documents = {
@@ -131,6 +133,7 @@ def run_evaluate(
         "agreement_seconds": round(agreement_seconds, 3),
         "inference_docs_per_s": inference.rate(len(split.ids)) if split.ids else 0.0,
         "inference_seconds": round(inference_seconds, 3),
+        "baseline_seconds": round(baseline_seconds, 3),
     }
     headline = headline_metrics(reliability, classifier, {"documents": documents, "throughput": throughput})
     warnings: list[str] = []

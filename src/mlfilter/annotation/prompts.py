@@ -8,6 +8,7 @@ A prompt file (YAML, e.g. ``prompts/educational_v1.yaml``) holds, for one task::
     score_prefix: "Educational score: "      # the reply prefix logprobs mode forces
     score_pattern: '...'               # optional regex with one group; default: built from score_prefix
     default_language: en
+    unreviewed_languages: [de, fr]    # optional: variants no native speaker has reviewed yet
     languages:
       en: {system: "...", user: "... {document} ..."}
       de: {system: "...", user: "..."}
@@ -135,6 +136,7 @@ class PromptFile:
     score_pattern: str
     default_language: str
     variants: dict[str, PromptVariant]
+    unreviewed: tuple[str, ...] = ()
 
     def variant_for(self, language: str | None) -> PromptVariant:
         """The variant for a document's language (``pt-br`` → ``pt``), else the default language's."""
@@ -214,6 +216,13 @@ def load_prompt(path: str | Path) -> PromptFile:
     default_language = normalize_language(str(data.get("default_language", "en"))) or "en"
     if default_language not in variants:
         raise PromptError(f"{path}: default_language: {default_language!r} has no entry under languages")
+    unreviewed = data.get("unreviewed_languages") or []
+    if not isinstance(unreviewed, list):
+        raise PromptError(f"{path}: unreviewed_languages: expected a list of language codes")
+    unreviewed_codes = tuple(normalize_language(str(code)) or str(code) for code in unreviewed)
+    unknown = sorted(set(unreviewed_codes) - set(variants))
+    if unknown:
+        raise PromptError(f"{path}: unreviewed_languages: {unknown} have no entry under languages")
     return PromptFile(
         path=str(path),
         name=path.stem,
@@ -223,4 +232,5 @@ def load_prompt(path: str | Path) -> PromptFile:
         score_pattern=pattern,
         default_language=default_language,
         variants=variants,
+        unreviewed=unreviewed_codes,
     )

@@ -50,12 +50,24 @@ def run_sample(
     work_dir.mkdir(parents=True, exist_ok=True)
     tasks = [FileTask(i, f, settings, str(work_dir / settings.fingerprint(f))) for i, f in enumerate(files)]
     workers = params.workers or available_cpus()
-    log.info("sample: %d input files, %d worker(s), extractor %s", len(tasks), workers, params.extractor)
-    summaries = run_tasks(tasks, workers, stop_on_error=params.on_error == "raise")
+    per_worker: dict[str, Any] | None = None
+    if params.engine == "ray":
+        from mlfilter.sampling.ray_engine import RaySampleEngine
+
+        log.info("sample: %d input files on Ray, extractor %s", len(tasks), params.extractor)
+        with RaySampleEngine(params.ray.address, params.ray.cpus_per_task) as engine:
+            ray_run = engine.run(tasks, stop_on_error=params.on_error == "raise")
+        summaries = [ray_run.summaries[task.index] for task in tasks]
+        per_worker = ray_run.workers_report()
+    else:
+        log.info("sample: %d input files, %d worker(s), extractor %s", len(tasks), workers, params.extractor)
+        summaries = run_tasks(tasks, workers, stop_on_error=params.on_error == "raise")
     finished = [(task, summary) for task, summary in zip(tasks, summaries, strict=True) if task.summary_path.exists()]
     selection = select_candidates(finished, params)
     shards = write_sample(Path(output), finished, selection, params)
     report = build_report(params, seed, tasks, summaries, selection, shards, stopwatch)
+    if per_worker is not None:
+        report["throughput"].update(engine="ray", workers=per_worker)
     write_report(report_path, report)
     if not params.keep_work:
         for task in tasks:

@@ -75,6 +75,7 @@ class SampleParams:
     fractions: dict[str, float] = field(default_factory=dict)
     extractor: Literal["trafilatura", "resiliparse"] = "trafilatura"
     extraction_timeout_s: float = 30.0
+    language_id: Literal["py3langid", "lingua"] = "py3langid"
     min_language_score: float = 0.5
     min_chars: int = 200
     max_chars: int = 100_000

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "interrater_reliability": ("mlfilter.commands.interrater_reliability", "agreement among annotators as JSON"),
     "plot_scores": ("mlfilter.commands.plot_scores", "plot score distributions, differences and agreement"),
     "filter": ("mlfilter.commands.filter", "score a corpus with a trained model and keep the best documents"),
+    "translate-prompt": ("mlfilter.commands.translate_prompt", "translate a prompt file into more languages"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,53 @@ def test_default_pattern_reads_common_reply_shapes() -> None:
         "Educational score: **3**",
     ):
         assert parser.parse(reply) == (3, "ok"), reply
+
+
+EU_AND_EUROPEAN = {
+    *("bg", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "ga", "hr", "hu", "it", "lt", "lv", "mt"),
+    *("nl", "pl", "pt", "ro", "sk", "sl", "sv", "no", "is", "ca", "eu", "gl", "sr", "uk", "tr"),
+}
+V2 = [ROOT / "prompts" / "educational_v2.yaml", ROOT / "prompts" / "adult_v2.yaml"]
+
+
+@pytest.mark.parametrize("path", V2, ids=lambda p: p.name)
+def test_v2_prompts_cover_every_eu_language_and_mark_unreviewed_ones(path: Path) -> None:
+    prompt = load_prompt(path)
+    assert set(prompt.variants) == EU_AND_EUROPEAN
+    assert "en" not in prompt.unreviewed
+    assert set(prompt.unreviewed) == EU_AND_EUROPEAN - {"en"}
+
+
+@pytest.mark.parametrize(
+    ("path", "language"),
+    [(path, code) for path in V2 for code in sorted(EU_AND_EUROPEAN)],
+    ids=lambda v: v.name if isinstance(v, Path) else v,
+)
+def test_every_v2_variant_renders_and_its_requested_reply_parses(path: Path, language: str) -> None:
+    prompt = load_prompt(path)
+    variant = prompt.variant_for(language)
+    assert variant.language == language
+    document = "SENTINEL {document} <b>"
+    messages = variant.messages(document)
+    user = messages[-1]["content"]
+    assert user.count(document) == 1 and "{document}" not in user.replace(document, "")
+    assert messages[0]["role"] == "system" and messages[0]["content"].strip()
+    for label in prompt.labels:
+        assert re.search(rf"(?<!\d){label}(?!\d)", user), f"label {label} is not mentioned"
+    # The variant asks for the reply in the form "<marker> <placeholder>"; a reply written that way parses.
+    marker = prompt.score_prefix.strip()
+    asked = re.findall(rf'"({re.escape(marker)} )<[^>]+>"', variant.user_after)
+    assert len(asked) == 1, f"the instruction after the document should quote '{marker} <...>' once"
+    parser = ScoreParser(prompt.score_pattern, prompt.labels)
+    for index, label in enumerate(prompt.labels):
+        reply = f"Reasoning in the document's language.\n{asked[0]}{label}"
+        assert parser.parse(reply) == (index, "ok"), reply
+
+
+def test_unreviewed_languages_must_be_variants(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "labels: [0, 1]\nscore_prefix: 'S: '\nunreviewed_languages: [fr]\nlanguages: {en: {user: '{document}'}}",
+    )
+    with pytest.raises(PromptError, match=r"unreviewed_languages: \['fr'\] have no entry"):
+        load_prompt(path)

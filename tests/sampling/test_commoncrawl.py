@@ -109,3 +109,20 @@ def test_a_flaky_server_is_retried_with_backoff(tmp_path: Path, caplog: pytest.L
     assert report["documents_kept"] == 1
     retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
     assert retries and "warc.paths.gz" in retries[0] and "retry 1 of 3" in retries[0]
+
+
+def test_draw_streams_a_long_listing_and_matches_the_seeded_sort() -> None:
+    import hashlib
+
+    listing = [f"crawl-data/CC-MAIN-2024-33/segments/{i // 1000}/warc/part-{i:05d}.warc.gz" for i in range(50_000)]
+    key = (7).to_bytes(8, "big", signed=True)
+    best = sorted(listing, key=lambda p: hashlib.blake2b(p.encode(), digest_size=8, key=key).digest())[:25]
+    consumed = []
+
+    def stream():  # type: ignore[no-untyped-def]
+        for path in listing:
+            consumed.append(1)
+            yield path
+
+    assert draw(stream(), 25, seed=7) == [p for p in listing if p in set(best)]
+    assert len(consumed) == len(listing)

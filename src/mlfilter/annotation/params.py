@@ -70,6 +70,8 @@ class AnnotatorParams:
     original tool, ``import_paths``). ``model``: the served model name (openai), a hub id, a local folder or
     ``embedded:SmolLM2-135M-Instruct`` (local). ``tasks``: the tasks it scores (empty: all).
     ``prompts``: task → prompt file, overriding the task's own prompt for this annotator only.
+    ``fallback_language``: the prompt variant for documents whose language has none (counted per language
+    in the report); ``null``: such documents are an error before any request is sent.
     ``score_mode``: ``generate`` parses the score from each of ``n`` replies; ``logprobs`` forces the
     prompt's reply prefix and reads the probabilities of the label tokens (expected score +
     distribution; ``n`` must be 1); ``json`` asks for a JSON reply ``{"score": <label>}`` constrained by a
@@ -86,6 +88,7 @@ class AnnotatorParams:
     model: str = ""
     tasks: tuple[str, ...] = ()
     prompts: dict[str, str] = field(default_factory=dict)
+    fallback_language: str | None = "en"
     score_mode: ScoreMode = "generate"
     n: int = 1
     sampling: SamplingParams = field(default_factory=SamplingParams)

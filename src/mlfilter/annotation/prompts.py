@@ -8,6 +8,7 @@ A prompt file (YAML, e.g. ``prompts/educational_v1.yaml``) holds, for one task::
     score_prefix: "Educational score: "      # the reply prefix logprobs mode forces
     score_pattern: '...'               # optional regex with one group; default: built from score_prefix
     default_language: en
+    unreviewed_languages: [de, fr]    # optional: variants no native speaker has reviewed yet
     languages:
       en: {system: "...", user: "... {document} ..."}
       de: {system: "...", user: "..."}
@@ -22,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,10 @@ import yaml
 from mlfilter.errors import MlfilterError
 
 PLACEHOLDER = "{document}"
+#: Codes routed to a variant of another code when they have none of their own (Norwegian Bokmål/Nynorsk → no).
+_VARIANT_ALIASES = {"nb": "no", "nn": "no"}
+#: How a document without a language is counted among the fallbacks.
+UNKNOWN_LANGUAGE = "unknown"
 
 #: ISO 639-3 / ISO 639-2 codes (as FineWeb-2 writes them, e.g. ``deu_Latn``) → ISO 639-1.
 _ISO3_TO_ISO1 = {
@@ -135,6 +141,7 @@ class PromptFile:
     score_pattern: str
     default_language: str
     variants: dict[str, PromptVariant]
+    unreviewed: tuple[str, ...] = ()
 
     def variant_for(self, language: str | None) -> PromptVariant:
         """The variant for a document's language (``pt-br`` → ``pt``), else the default language's."""
@@ -147,6 +154,66 @@ class PromptFile:
             raise PromptError(
                 f"{self.path}: labels: {len(self.labels)} labels {list(self.labels)}, but task {task!r} has "
                 f"num_targets {num_targets} (labels 0..{num_targets - 1})"
+            )
+
+
+@dataclass
+class LanguageRouter:
+    """Picks each document's own language variant of a prompt, else the ``fallback`` language's variant.
+
+    ``fallbacks`` counts, per document language, the documents that got the fallback (``unknown`` for a
+    document without a language). With ``fallback`` ``None``, a language without a variant is an error:
+    :meth:`check` finds such languages before any request is sent.
+    """
+
+    prompt: PromptFile
+    fallback: str | None = "en"
+    fallbacks: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.fallback = normalize_language(self.fallback)
+        if self.fallback is not None and self.fallback not in self.prompt.variants:
+            raise PromptError(
+                f"{self.prompt.path}: fallback_language {self.fallback!r} has no variant; "
+                f"variants: {', '.join(sorted(self.prompt.variants))}"
+            )
+
+    def own_variant(self, language: str | None) -> PromptVariant | None:
+        """The variant written for ``language`` (``pt-BR`` → ``pt``, ``nb`` → ``no``), or ``None``."""
+        code = normalize_language(language) or ""
+        variant = self.prompt.variants.get(code)
+        if variant is None and code in _VARIANT_ALIASES:
+            variant = self.prompt.variants.get(_VARIANT_ALIASES[code])
+        return variant
+
+    def variant(self, language: str | None, *, count: bool = True) -> PromptVariant:
+        """The variant for a document in ``language``; a fallback is counted when ``count``.
+
+        Raises:
+            PromptError: no variant for ``language`` and no fallback.
+        """
+        variant = self.own_variant(language)
+        if variant is not None:
+            return variant
+        if self.fallback is None:
+            raise PromptError(f"{self.prompt.path}: no variant for language {language!r} and no fallback_language")
+        if count:
+            self.fallbacks[normalize_language(language) or UNKNOWN_LANGUAGE] += 1
+        return self.prompt.variants[self.fallback]
+
+    def check(self, languages: Iterable[str | None]) -> None:
+        """Raise :class:`PromptError` naming every language (with its document count) that has no variant,
+        when there is no fallback; with a fallback, nothing to check."""
+        if self.fallback is not None:
+            return
+        missing = Counter(
+            normalize_language(lang) or UNKNOWN_LANGUAGE for lang in languages if not self.own_variant(lang)
+        )
+        if missing:
+            listed = ", ".join(f"{lang} ({n} documents)" for lang, n in sorted(missing.items()))
+            raise PromptError(
+                f"{self.prompt.path}: no variant for {listed} and fallback_language is null; add variants "
+                "(mlfilter translate-prompt) or set fallback_language"
             )
 
 
@@ -214,6 +281,13 @@ def load_prompt(path: str | Path) -> PromptFile:
     default_language = normalize_language(str(data.get("default_language", "en"))) or "en"
     if default_language not in variants:
         raise PromptError(f"{path}: default_language: {default_language!r} has no entry under languages")
+    unreviewed = data.get("unreviewed_languages") or []
+    if not isinstance(unreviewed, list):
+        raise PromptError(f"{path}: unreviewed_languages: expected a list of language codes")
+    unreviewed_codes = tuple(normalize_language(str(code)) or str(code) for code in unreviewed)
+    unknown = sorted(set(unreviewed_codes) - set(variants))
+    if unknown:
+        raise PromptError(f"{path}: unreviewed_languages: {unknown} have no entry under languages")
     return PromptFile(
         path=str(path),
         name=path.stem,
@@ -223,4 +297,5 @@ def load_prompt(path: str | Path) -> PromptFile:
         score_pattern=pattern,
         default_language=default_language,
         variants=variants,
+        unreviewed=unreviewed_codes,
     )

@@ -29,7 +29,7 @@ from mlfilter.annotation.cache import BatchedCommitter, RequestCache, cache_path
 from mlfilter.annotation.original_format import LabelMapper, OriginalAnnotation, read_original_annotations, to_record
 from mlfilter.annotation.params import AnnotatorParams
 from mlfilter.annotation.parsing import ScoreParser
-from mlfilter.annotation.prompts import PromptFile, load_prompt
+from mlfilter.annotation.prompts import LanguageRouter, PromptFile, load_prompt
 from mlfilter.annotation.report import AnnotationReport
 from mlfilter.annotation.statuses import LOW_LABEL_MASS, NO_LABEL_TOKEN, request_failed
 from mlfilter.annotation.truncation import Truncator, load_tokenizer
@@ -170,6 +170,7 @@ class Annotator:
         self.name = name
         self.params = params
         self.setups = resolve_tasks(params, tasks, name)
+        self.routers = {s.task.name: LanguageRouter(s.prompt, params.fallback_language) for s in self.setups}
         self.backend: Any = self._backend(with_model) if params.backend != "import" else None
         tokenizer = getattr(self.backend, "tokenizer", None)
         self.truncator = Truncator(params.max_document_tokens, tokenizer, params.chars_per_token)
@@ -188,18 +189,23 @@ class Annotator:
             return OpenAIBackend(p, tokenizer)
         raise MlfilterError(f"annotator {self.name!r}: unknown backend {p.backend!r}")
 
+    def fallback_counts(self) -> dict[str, dict[str, int]]:
+        """Per task, per document language, the documents that got the fallback language's prompt."""
+        return {task: dict(sorted(router.fallbacks.items())) for task, router in self.routers.items()}
+
     def prefix(self, setup: TaskSetup) -> str:
         """The forced start of the reply: the prompt's score prefix in logprobs mode or when asked for."""
         if self.params.score_mode == "logprobs" or self.params.force_reply_prefix:
             return setup.prompt.score_prefix
         return ""
 
-    def plan(self, document: Document) -> DocumentPlan:
-        """The requests for one document: per task, the prompt in its language, one per generation."""
+    def plan(self, document: Document, *, count: bool = True) -> DocumentPlan:
+        """The requests for one document: per task, the prompt in its language (or the fallback's, counted
+        when ``count``), one per generation."""
         text, truncated = self.truncator(document.text)
         plans = []
         for setup in self.setups:
-            variant = setup.prompt.variant_for(document.language)
+            variant = self.routers[setup.task.name].variant(document.language, count=count)
             messages = variant.messages(text)
             prefix = self.prefix(setup)
             requests = tuple(
@@ -265,7 +271,7 @@ class AnnotationRun:
     def _plans(self, desc: str, count: bool) -> Iterator[list[DocumentPlan]]:
         chunk: list[DocumentPlan] = []
         for document in progress(self._documents(count), desc=f"{self.annotator.name}: {desc}"):
-            chunk.append(self.annotator.plan(document))
+            chunk.append(self.annotator.plan(document, count=count))
             if len(chunk) >= _DOCS_PER_CHUNK:
                 yield chunk
                 chunk = []
@@ -613,6 +619,7 @@ class AnnotationRun:
         if self.params.backend == "import":
             self._import(Path(output))
             return self.report.as_dict(stopwatch.seconds)
+        self._check_languages()
         if self.params.backend == "local":
             self._send_local()
         elif self.params.backend == "openai_batch":
@@ -621,10 +628,20 @@ class AnnotationRun:
             asyncio.run(self._send_openai())
         self._assemble(Path(output))
         self.report.documents.check_balance()
-        return self.report.as_dict(stopwatch.seconds)
+        return {**self.report.as_dict(stopwatch.seconds), "prompt_fallbacks": self.annotator.fallback_counts()}
+
+    def _check_languages(self) -> None:
+        """Where ``fallback_language`` is null, every document's language needs a variant: checked over the
+        whole input before any request is sent (raises :class:`PromptError` naming the languages)."""
+        routers = [router for router in self.annotator.routers.values() if router.fallback is None]
+        if routers:
+            languages = Counter(document.language for document in self._documents(count=False))
+            for router in routers:
+                router.check(languages.elements())
 
     def dry_run(self) -> dict[str, Any]:
         """What a run would do: requests and prompt tokens to send, cache hits, estimated output tokens."""
+        self._check_languages()
         cache = RequestCache(self.cache_file)
         backend = self.annotator.backend
         to_send: list[PreparedRequest] = []
@@ -658,6 +675,7 @@ class AnnotationRun:
             "prompt_tokens_method": method,
             "estimated_output_tokens": round(per_request * len(to_send)),
             "output_tokens_basis": basis,
+            "prompt_fallbacks": self.annotator.fallback_counts(),
         }
         if self.params.backend == "openai_batch":
             estimate.update(self._batch_estimate(to_send, prompt_tokens, estimate["estimated_output_tokens"]))

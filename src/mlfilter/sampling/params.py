@@ -54,6 +54,19 @@ class SourceParams:
 
 
 @dataclass(frozen=True)
+class SampleRayParams:
+    """The Ray cluster of ``engine: ray``: ``address`` ``null`` joins the cluster named by ``RAY_ADDRESS``
+    or starts a local one; ``cpus_per_task``: CPUs reserved per input file."""
+
+    address: str | None = None
+    cpus_per_task: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.cpus_per_task <= 0:
+            raise ParamsError(f"ray.cpus_per_task: expected a positive number, got {self.cpus_per_task}")
+
+
+@dataclass(frozen=True)
 class SampleParams:
     """How the sample is drawn: sources, per-language targets, extraction, filters, parallelism."""
 
@@ -62,6 +75,7 @@ class SampleParams:
     fractions: dict[str, float] = field(default_factory=dict)
     extractor: Literal["trafilatura", "resiliparse"] = "trafilatura"
     extraction_timeout_s: float = 30.0
+    language_id: Literal["py3langid", "lingua"] = "py3langid"
     min_language_score: float = 0.5
     min_chars: int = 200
     max_chars: int = 100_000
@@ -69,6 +83,8 @@ class SampleParams:
     compression: Literal["zst", "gz"] = "zst"
     records_per_shard: int = 100_000
     workers: int = 0
+    engine: Literal["local", "ray"] = "local"
+    ray: SampleRayParams = field(default_factory=SampleRayParams)
     on_error: Literal["raise", "skip"] = "raise"
     retries: int = 3
     retry_backoff_s: float = 1.0

@@ -20,7 +20,7 @@ from mlfilter.errors import MlfilterError
 from mlfilter.logs import progress
 from mlfilter.records import ShardedWriter, iter_records
 from mlfilter.reports import StageCounts, Stopwatch, write_report
-from mlfilter.sampling.langid import language_identifier
+from mlfilter.sampling.langid import CONFIDENCE_BINS, language_identifier
 from mlfilter.sampling.params import SampleParams
 from mlfilter.sampling.reservoir import KEY_DTYPE, Selection, select
 from mlfilter.sampling.sources import resolve_inputs
@@ -43,19 +43,31 @@ def run_sample(
     ``skip``, in which case the file is counted under its reason and the others complete.
     """
     stopwatch = Stopwatch()
-    language_identifier().check_supported(params.languages)
+    language_identifier(params.language_id).check_supported(params.languages)
     files = resolve_inputs(params.sources, seed, retries=params.retries, backoff_s=params.retry_backoff_s)
     settings = FileSettings.from_params(params, seed)
     work_dir = Path(params.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     tasks = [FileTask(i, f, settings, str(work_dir / settings.fingerprint(f))) for i, f in enumerate(files)]
     workers = params.workers or available_cpus()
-    log.info("sample: %d input files, %d worker(s), extractor %s", len(tasks), workers, params.extractor)
-    summaries = run_tasks(tasks, workers, stop_on_error=params.on_error == "raise")
+    per_worker: dict[str, Any] | None = None
+    if params.engine == "ray":
+        from mlfilter.sampling.ray_engine import RaySampleEngine
+
+        log.info("sample: %d input files on Ray, extractor %s", len(tasks), params.extractor)
+        with RaySampleEngine(params.ray.address, params.ray.cpus_per_task) as engine:
+            ray_run = engine.run(tasks, stop_on_error=params.on_error == "raise")
+        summaries = [ray_run.summaries[task.index] for task in tasks]
+        per_worker = ray_run.workers_report()
+    else:
+        log.info("sample: %d input files, %d worker(s), extractor %s", len(tasks), workers, params.extractor)
+        summaries = run_tasks(tasks, workers, stop_on_error=params.on_error == "raise")
     finished = [(task, summary) for task, summary in zip(tasks, summaries, strict=True) if task.summary_path.exists()]
     selection = select_candidates(finished, params)
     shards = write_sample(Path(output), finished, selection, params)
     report = build_report(params, seed, tasks, summaries, selection, shards, stopwatch)
+    if per_worker is not None:
+        report["throughput"].update(engine="ray", workers=per_worker)
     write_report(report_path, report)
     if not params.keep_work:
         for task in tasks:
@@ -247,6 +259,7 @@ def build_report(
         "documents_extracted": sum(s.extracted for s in summaries),
         "documents_kept": counts.kept,
         "languages": _language_report(params, seen, selection),
+        "language_confidence": _confidence_report(params, summaries),
         "files": {
             "total": len(tasks),
             "processed": len(processed),
@@ -263,6 +276,20 @@ def build_report(
         "extractor": params.extractor,
         "seed": seed,
         "inputs": [task.file.path for task in tasks],
+    }
+
+
+def _confidence_report(params: SampleParams, summaries: list[FileSummary]) -> dict[str, Any]:
+    """Per identified language, how many documents the identifier placed in each confidence bin."""
+    totals: dict[str, np.ndarray] = {}
+    for summary in summaries:
+        for language, counts in summary.confidence.items():
+            totals.setdefault(language, np.zeros(CONFIDENCE_BINS, dtype=np.int64))
+            totals[language] += np.asarray(counts, dtype=np.int64)
+    return {
+        "backend": params.language_id,
+        "bins": [round(i / CONFIDENCE_BINS, 1) for i in range(CONFIDENCE_BINS + 1)],
+        "documents": {language: [int(n) for n in counts] for language, counts in sorted(totals.items())},
     }
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import glob as globlib
 import gzip
 import hashlib
+import heapq
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, TypeVar
@@ -133,35 +134,52 @@ def commoncrawl_listing(source: SourceParams) -> str:
     return f"{source.base_url.rstrip('/')}/crawl-data/{source.crawl}/{source.format}.paths.gz"
 
 
-def draw(paths: list[str], count: int, seed: int) -> list[str]:
-    """``count`` of ``paths`` chosen by a seeded hash (the same for the same seed and listing), in listing order."""
+def draw(paths: Iterable[str], count: int, seed: int) -> list[str]:
+    """``count`` of ``paths`` chosen by a seeded hash (the same for the same seed and listing), in listing order.
+
+    ``paths`` is read once as a stream and only the ``count`` best-ranked are held (``heapq.nsmallest``), so a
+    listing of tens of thousands of files is never in memory whole.
+    """
     key = seed.to_bytes(8, "big", signed=True)
 
-    def rank(path: str) -> bytes:
-        return hashlib.blake2b(path.encode("utf-8"), digest_size=8, key=key).digest()
+    def rank(item: tuple[int, str]) -> bytes:
+        return hashlib.blake2b(item[1].encode("utf-8"), digest_size=8, key=key).digest()
 
-    chosen = set(sorted(paths, key=rank)[:count])
-    return [p for p in paths if p in chosen]
+    return [path for _, path in sorted(heapq.nsmallest(count, enumerate(paths), key=rank))]
 
 
 def commoncrawl_files(source: SourceParams, seed: int, *, retries: int, backoff_s: float) -> list[str]:
-    """URLs of the ``source.files`` WARC/WET files drawn from the crawl listing with ``seed``."""
-    listing = commoncrawl_listing(source)
+    """URLs of the ``source.files`` WARC/WET files drawn from the crawl listing with ``seed``.
 
-    def read_listing() -> list[str]:
-        with open_stream(listing) as raw, gzip.open(raw, "rt", encoding="utf-8") as lines:
-            return [line.strip() for line in lines if line.strip()]
+    The listing is streamed: only the drawn files are kept.
+    """
+    listing = commoncrawl_listing(source)
+    listed = 0
+
+    def draw_from_listing() -> list[str]:
+        nonlocal listed
+        listed = 0
+
+        def lines() -> Iterator[str]:
+            nonlocal listed
+            with open_stream(listing) as raw, gzip.open(raw, "rt", encoding="utf-8") as text:
+                for line in text:
+                    if line.strip():
+                        listed += 1
+                        yield line.strip()
+
+        return draw(lines(), source.files, seed)
 
     try:
-        paths = with_retries(read_listing, listing, retries=retries, backoff_s=backoff_s)
+        paths = with_retries(draw_from_listing, listing, retries=retries, backoff_s=backoff_s)
     except Exception as exc:
         if isinstance(exc, OSError | EOFError) or is_transient(exc, listing):
             raise SourceError(f"{listing}: cannot read the Common Crawl listing: {exc}") from None
         raise
-    if len(paths) < source.files:
-        log.warning("%s lists %d files, fewer than the %d asked for; using all", listing, len(paths), source.files)
+    if listed < source.files:
+        log.warning("%s lists %d files, fewer than the %d asked for; using all", listing, listed, source.files)
     base = source.base_url.rstrip("/")
-    return [f"{base}/{path.lstrip('/')}" for path in draw(paths, source.files, seed)]
+    return [f"{base}/{path.lstrip('/')}" for path in paths]
 
 
 def resolve_inputs(sources: Iterable[SourceParams], seed: int, *, retries: int, backoff_s: float) -> list[InputFile]:

@@ -33,14 +33,20 @@ from mlfilter.sampling.filters import (
     LengthFilter,
     SampleDocument,
 )
-from mlfilter.sampling.langid import language_identifier
+from mlfilter.sampling.langid import (
+    BACKEND_PACKAGES,
+    CONFIDENCE_BINS,
+    LanguageIdBackend,
+    confidence_bin,
+    language_identifier,
+)
 from mlfilter.sampling.params import SampleParams
 from mlfilter.sampling.readers import JsonDocumentReader, WarcDocumentReader
 from mlfilter.sampling.reservoir import KEY_DTYPE, document_keys, fraction_threshold
 from mlfilter.sampling.sources import InputFile, file_identity, is_transient, open_stream, with_retries
 
 #: Bumped when the work files' content changes meaning, so old ones are not reused.
-WORK_FORMAT = 1
+WORK_FORMAT = 2
 PROGRESS_EVERY = 1000
 
 
@@ -57,6 +63,7 @@ class FileSettings:
     fractions: tuple[tuple[str, float], ...]
     seed: int
     on_error: OnError
+    language_id: LanguageIdBackend = "py3langid"
     retries: int = 0
     retry_backoff_s: float = 1.0
 
@@ -73,6 +80,7 @@ class FileSettings:
             fractions=tuple(sorted(params.fractions.items())),
             seed=seed,
             on_error=params.on_error,
+            language_id=params.language_id,
             retries=params.retries,
             retry_backoff_s=params.retry_backoff_s,
         )
@@ -82,7 +90,8 @@ class FileSettings:
         libraries whose output ends up in the result."""
         shaping = dataclasses.asdict(self)
         del shaping["retries"], shaping["retry_backoff_s"]
-        versions = {name: importlib.metadata.version(name) for name in (self.extractor, "py3langid", "fastwarc")}
+        packages = (self.extractor, BACKEND_PACKAGES[self.language_id], "fastwarc")
+        versions = {name: importlib.metadata.version(name) for name in packages}
         blob = json.dumps(
             [WORK_FORMAT, shaping, versions, dataclasses.asdict(file), file_identity(file.path)], sort_keys=True
         )
@@ -99,6 +108,7 @@ class FileSummary:
     extracted: int = 0
     candidates: int = 0
     identified: dict[str, int] = field(default_factory=dict)
+    confidence: dict[str, list[int]] = field(default_factory=dict)
     error: dict[str, str] | None = None
     seconds: float = 0.0
     reused: bool = False
@@ -153,12 +163,13 @@ class DocumentFilters:
 
     def __init__(self, settings: FileSettings) -> None:
         self.length = LengthFilter(settings.min_chars, settings.max_chars)
-        self.identifier = language_identifier()
+        self.identifier = language_identifier(settings.language_id)
         self.language_filters = (
             LanguageScoreFilter(settings.min_language_score),
             LanguageFilter(frozenset(settings.languages)),
         )
         self.identified: Counter[str] = Counter()
+        self.confidence: dict[str, list[int]] = {}
 
     def __call__(self, document: SampleDocument) -> str | None:
         """The reason ``document`` is dropped, or ``None``; sets its language on the way."""
@@ -168,6 +179,8 @@ class DocumentFilters:
         guess = self.identifier.identify(document.text)
         document.language, document.language_score = guess.language, guess.score
         self.identified[guess.language] += 1
+        histogram = self.confidence.setdefault(guess.language, [0] * CONFIDENCE_BINS)
+        histogram[confidence_bin(guess.score)] += 1
         for language_filter in self.language_filters:
             reason = language_filter(document)
             if reason:
@@ -254,6 +267,7 @@ def _process_once(task: FileTask, on_records: Callable[[int], None] | None) -> F
         extracted=reader.extracted,
         candidates=len(keys),
         identified=dict(sorted(filters.identified.items())),
+        confidence=dict(sorted(filters.confidence.items())),
         error=error,
         seconds=round(time.perf_counter() - start, 3),
     )

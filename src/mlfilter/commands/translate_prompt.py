@@ -38,8 +38,14 @@ def run(args: argparse.Namespace) -> int:
         if not args.model:
             raise TranslationError("--model: required unless DEEPL_API_KEY is set")
         params = AnnotatorParams(model=args.model, base_url_env=args.base_url_env, api_key_env=args.api_key_env)
+        urls = base_urls_from_env(params, os.environ)
+        if not urls:
+            raise TranslationError(
+                f"environment variable {args.base_url_env} is not set: give the translating server's base URL(s), "
+                "comma-separated, e.g. http://gpu-node-1:8000/v1, or set DEEPL_API_KEY"
+            )
         client = OpenAIClient(
-            base_urls_from_env(params, os.environ, "translate-prompt"),
+            urls,
             os.environ.get(args.api_key_env) or None,
             concurrency=8,
             timeout_s=args.timeout_s,

@@ -58,8 +58,9 @@ demo: install
 test: install-test install-vllm
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MLFILTER_REALSERVER=require $(PY) -m pytest
 
+# The developer's loop: everything but the DVC end-to-end runs (slow) and the real-server tests.
 test-fast: install-test
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m "not realserver"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q -m "not slow and not realserver"
 
 lint: install-test
 	$(VENV)/bin/ruff check .

@@ -1,20 +1,18 @@
-"""DVC stage ``aggregate``: annotations of every annotator + sample → data/labels/, reports/aggregate.json."""
+"""DVC stage ``aggregate``: the configured annotators' annotations + sample → data/labels/, reports/aggregate.json."""
 
 from __future__ import annotations
 
 import argparse
 
 from mlfilter.commands import aggregate
-from mlfilter.logs import setup_logging
 from mlfilter.stage import run_stage
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Parse the command's options and run it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     aggregate.add_arguments(parser)
-    args = parser.parse_args()
-    setup_logging("aggregate")
-    return aggregate.run(args)
+    return aggregate.run(parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 
 from mlfilter.commands import sample
-from mlfilter.logs import setup_logging
 from mlfilter.stage import run_stage
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Parse the command's options and run it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sample.add_arguments(parser)
-    args = parser.parse_args()
-    setup_logging("sample")
-    return sample.run(args)
+    return sample.run(parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from mlfilter.stage import run_stage
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Parse the command's options and run it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     train.add_arguments(parser)
     return train.run(parser.parse_args())
 

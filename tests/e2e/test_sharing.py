@@ -50,10 +50,6 @@ def _locked_outputs(repo: PipelineRepo) -> dict[str, dict[str, str]]:
     }
 
 
-def _data_files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and not p.name.startswith(("_", "."))}
-
-
 @pytest.fixture(scope="module")
 def annotated_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PipelineRepo, int]]:
     """Repository A: the pipeline with an annotator on a served LLM, run and pushed to a local remote."""
@@ -83,11 +79,9 @@ def test_colleague_pulls_annotations_and_reproduces_without_the_llm(
     assert not [stage for stage in ran if stage.startswith("annotate@")], ran
     assert set(DOWNSTREAM) <= set(ran)
     outputs_a, outputs_b = _locked_outputs(repo_a), _locked_outputs(repo_b)
-    for stage in ("sample", "annotate@served", "aggregate", "split", "train"):
-        assert outputs_b[stage] == outputs_a[stage], stage
-    for folder in ("data/filtered", "data/filter_scores"):  # completion markers hold run timings: compare data
-        assert _data_files(repo_b.root / folder) == _data_files(repo_a.root / folder), folder
-    assert json.loads(repo_b.dvc("status", "--json").stdout) == {}
+    for stage in ("sample", "annotate@served", "aggregate", "split", "train", "filter"):
+        assert outputs_b[stage] == outputs_a[stage], stage  # the model folder and data/filtered included
+    assert set(json.loads(repo_b.dvc("status", "--json").stdout)) <= {"inputs"}
     report = json.loads((repo_b.root / "reports/annotate/served.json").read_text())
     assert report == json.loads((repo_a.root / "reports/annotate/served.json").read_text()), "pulled, not rerun"
 

@@ -87,6 +87,12 @@ def write_project(root: Path, model_dir: Path) -> Path:
                     {"name": "toxic", "prompt": "t.yaml", "num_targets": 3, "threshold": 1},
                 ],
                 "aggregate": {"task_names": {}},
+                "annotate": {
+                    "annotators": {
+                        name: {"backend": "import", "import_paths": [f"data/annotations/{name}"]}
+                        for name in ("alpha", "beta", "gamma")
+                    }
+                },
                 "evaluate": {
                     "bootstrap_samples": 100,
                     "min_language_documents": 10,

@@ -94,7 +94,7 @@ def read_folder(folder: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def file_bytes(folder: Path) -> dict[str, bytes]:
-    """Content of every file below ``folder`` except completion markers (they hold timings)."""
+    """Content of every file below ``folder`` except completion markers (bookkeeping, not output)."""
     return {
         str(path.relative_to(folder)): path.read_bytes()
         for path in sorted(folder.rglob("*"))

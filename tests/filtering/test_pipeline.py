@@ -122,7 +122,7 @@ def test_a_partial_shard_is_redone_cleanly(tmp_path: Path, corpus: Path, model_d
     done = {k: v for k, v in file_bytes(tmp_path / "run").items() if not k.startswith("reports")}
     # What a kill in the middle of shard 1 leaves: markers not yet written, a half file, a temp file.
     for folder, name in (("scores", "part-00001.jsonl.zst"), ("filtered", "part-00001.jsonl")):
-        (tmp_path / "run" / folder / f"_{name}.done").unlink()
+        (tmp_path / "run" / f".{folder}.markers" / f"{name}.done").unlink()
         (tmp_path / "run" / folder / name).write_bytes(b'{"id": "fwe-')
         (tmp_path / "run" / folder / f".{name}.tmp-4242").write_bytes(b"partial")
     metrics = run(tmp_path, params)
@@ -180,7 +180,7 @@ def test_a_corrupt_shard_is_reported_while_the_others_complete(
     outputs = read_folder(tmp_path / "run" / "filtered")
     assert list(outputs) == SHARDS and sum(len(v) for v in outputs.values()) == 46
     for name in SHARDS:
-        assert (tmp_path / "run" / "filtered" / f"_{name}.done").is_file()
+        assert (tmp_path / "run" / ".filtered.markers" / f"{name}.done").is_file()
     metrics = json.loads((tmp_path / "run" / "reports" / "metrics.json").read_text())
     assert [f["shard"] for f in metrics["failed_shards"]] == [str(corpus / "part-00003.jsonl.gz")]
 

@@ -55,7 +55,7 @@ def test_ray_engine_gives_the_local_scores_and_outputs(
         np.testing.assert_allclose(
             [r["scores"] for r in ray_out[name]], [r["scores"] for r in local_out[name]], atol=1e-4
         )
-    marker = json.loads((tmp_path / "ray" / "scores" / "_part-00001.jsonl.zst.done").read_text())
+    marker = json.loads((tmp_path / "ray" / ".scores.markers" / "part-00001.jsonl.zst.done").read_text())
     assert marker["dropped"] == {"invalid_json": 1} and marker["documents"] == 5
 
     again = run(dataclasses.replace(params, engine="ray"), tmp_path / "ray")

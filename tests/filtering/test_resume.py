@@ -71,14 +71,14 @@ def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_output(
     killed = tmp_path / "killed"
     process = subprocess.Popen(command(params, killed), cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while len(list((killed / "scores").glob("_*.done"))) < 2:
+    while len(list((killed / ".scores.markers").glob("*.done"))) < 2:
         assert process.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline, "no shard finished in time"
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    finished = len(list((killed / "scores").glob("_*.done")))
-    assert finished < SHARDS and not list((killed / "filtered").glob("_*.done")), "killed in the middle"
+    finished = len(list((killed / ".scores.markers").glob("*.done")))
+    assert finished < SHARDS and not list((killed / ".filtered.markers").glob("*.done")), "killed in the middle"
 
     run(killed)
     expected = file_bytes(reference)

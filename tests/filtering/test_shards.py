@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,13 +11,15 @@ import pytest
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.shards import (
     ShardStats,
+    file_sha256,
     histogram_edges,
     marker_matches,
+    marker_path,
     plan_shards,
     relative_names,
     remove_orphans,
 )
-from mlfilter.records import RecordWriter, expand_inputs
+from mlfilter.records import RecordWriter
 
 
 def touch_records(path: Path) -> Path:
@@ -43,7 +46,8 @@ def test_plan_mirrors_input_names_and_refuses_overlapping_folders(tmp_path: Path
         tmp_path / "out" / "b" / "part-0.parquet",
     ]
     assert [j.attributes.name for j in jobs] == ["part-0.jsonl.zst", "part-0.jsonl.zst"]
-    assert jobs[0].output_marker == tmp_path / "out" / "a" / "_part-0.jsonl.zst.done"
+    assert jobs[0].output_marker == tmp_path / ".out.markers" / "a" / "part-0.jsonl.zst.done"
+    assert jobs[0].attributes_marker == tmp_path / ".scores.markers" / "a" / "part-0.jsonl.zst.done"
     with pytest.raises(MlfilterError, match="must be separate"):
         plan_shards([str(tmp_path / "in")], tmp_path / "out", tmp_path / "out" / "scores")
     with pytest.raises(MlfilterError, match="inside the output folders"):
@@ -53,16 +57,26 @@ def test_plan_mirrors_input_names_and_refuses_overlapping_folders(tmp_path: Path
         plan_shards([str(tmp_path / "in")], tmp_path / "out", tmp_path / "scores")
 
 
-def test_markers_and_orphans_stay_invisible_to_readers_and_are_cleaned(tmp_path: Path) -> None:
-    kept = touch_records(tmp_path / "out" / "part-0.jsonl.zst")
-    orphan = touch_records(tmp_path / "out" / "part-9.jsonl.zst")
+def test_markers_live_beside_the_folder_vouch_for_the_file_and_orphans_are_cleaned(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    kept = touch_records(out / "part-0.jsonl.zst")
+    orphan = touch_records(out / "part-9.jsonl.zst")
+    legacy = out / "_part-0.jsonl.zst.done"  # where older versions wrote markers
+    legacy.write_text("{}")
     for data in (kept, orphan):
-        data.with_name(f"_{data.name}.done").write_text('{"fingerprint": "abc"}')
-    assert expand_inputs([str(tmp_path / "out")]) == [str(kept), str(orphan)], "markers are not record files"
-    assert marker_matches(tmp_path / "out" / "_part-0.jsonl.zst.done", "abc")
-    assert not marker_matches(tmp_path / "out" / "_part-0.jsonl.zst.done", "abd")
-    assert remove_orphans(tmp_path / "out", {kept}) == [orphan]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["_part-0.jsonl.zst.done", "part-0.jsonl.zst"]
+        marker = marker_path(out, data)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"fingerprint": "abc", "sha256": file_sha256(data)}))
+    assert marker_path(out, kept) == tmp_path / ".out.markers" / "part-0.jsonl.zst.done"
+    assert marker_matches(marker_path(out, kept), "abc", kept)
+    assert not marker_matches(marker_path(out, kept), "abd", kept)
+    assert remove_orphans(out, {kept}) == [orphan]
+    assert sorted(p.name for p in out.iterdir()) == ["part-0.jsonl.zst"], "only data in the folder"
+    assert [p.name for p in (tmp_path / ".out.markers").iterdir()] == ["part-0.jsonl.zst.done"]
+    kept.write_bytes(kept.read_bytes() + b"\n")  # replaced since the marker was written (a checkout, a user)
+    assert not marker_matches(marker_path(out, kept), "abc", kept)
+    kept.unlink()
+    assert not marker_matches(marker_path(out, kept), "abc", kept)
 
 
 def test_histograms_bin_scores_per_language_with_token_weights() -> None:

@@ -28,13 +28,8 @@ def test_dvc_repro_filter_then_a_keep_change_reuses_the_scores(
     tmp_path: Path, model_dir: Path, documents: list[dict[str, Any]]
 ) -> None:
     repo = tmp_path / "repo"
-    (repo / "stages").mkdir(parents=True)
-    shutil.copy(ROOT / "stages" / "filter.py", repo / "stages" / "filter.py")
-    shutil.copytree(
-        ROOT / "src" / "mlfilter" / "filtering",
-        repo / "src" / "mlfilter" / "filtering",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
+    for folder in ("stages", "src"):
+        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(model_dir, repo / "models" / "annotator" / "final")
     write_shards(repo / "data" / "sample", documents, [".jsonl.zst", ".jsonl.zst"])
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlfilter.embedded import EMBEDDED_ENCODER, EMBEDDED_LLM, resolve_model
+from mlfilter.embedded import EMBEDDED_ENCODER, EMBEDDED_LLM, resolve_model, smollm2_gguf
 from mlfilter.errors import MlfilterError
 from mlfilter.logs import setup_logging
 from mlfilter.reports import StageCounts
@@ -63,8 +63,9 @@ def test_stage_counts_balance() -> None:
 def test_embedded_models_resolve_to_installed_files() -> None:
     encoder = resolve_model(EMBEDDED_ENCODER)
     assert (Path(encoder.path) / "config.json").is_file()
-    llm = resolve_model(EMBEDDED_LLM)
-    assert llm.gguf_file and (Path(llm.path) / llm.gguf_file).is_file()
+    assert smollm2_gguf().is_file()
+    llm = resolve_model(EMBEDDED_LLM)  # the GGUF converted once into a Hugging Face folder
+    assert llm.gguf_file is None and (Path(llm.path) / "config.json").is_file()
     assert resolve_model("FacebookAI/xlm-roberta-base").path == "FacebookAI/xlm-roberta-base"
     with pytest.raises(MlfilterError, match="unknown embedded model"):
         resolve_model("embedded:nope")

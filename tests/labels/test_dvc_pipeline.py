@@ -20,23 +20,30 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
+#: The stand-in annotators (annotate.annotators in the test's params.yaml).
+NAMES = ("llm-a", "llm-b")
+
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
-    for folder in ("stages", "src/mlfilter/labels"):
+    for folder in ("stages", "src"):
         shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    (repo / "params.yaml").write_text(yaml.safe_dump({k: params[k] for k in ("seed", "tasks", "aggregate", "split")}))
+    params = {k: params[k] for k in ("seed", "tasks", "aggregate", "split")}
+    params["annotate"] = {
+        "annotators": {name: {"backend": "import", "import_paths": [f"raw/{name}"]} for name in NAMES}
+    }
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     standin = {
-        "foreach": ["llm-a", "llm-b"],
+        "foreach": "${annotate.annotators}",
         "do": {
-            "cmd": "python -c \"import shutil; shutil.copytree('raw/${item}', 'data/annotations/${item}')\"",
-            "deps": ["raw/${item}"],
+            "cmd": "python -c \"import shutil; shutil.copytree('raw/${key}', 'data/annotations/${key}')\"",
+            "deps": ["raw/${key}"],
             "params": ["seed"],
-            "outs": ["data/annotations/${item}"],
+            "outs": ["data/annotations/${key}"],
         },
     }
     dvc_yaml = {"stages": {"annotate": standin, "aggregate": stages["aggregate"], "split": stages["split"]}}

@@ -48,9 +48,8 @@ def test_dvc_exp_run_with_a_learning_rate_trains_a_variant(tmp_path: Path) -> No
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": stage}}, sort_keys=False))
     (repo / "params.yaml").write_text(PARAMS)
     (repo / ".gitignore").write_text(".mlfilter/\nlogs/\n")
-    shutil.copytree(ROOT / "stages", repo / "stages")
-    shutil.copytree(ROOT / "src" / "mlfilter" / "training", repo / "src" / "mlfilter" / "training")
-    shutil.copy(ROOT / "src" / "mlfilter" / "modeling.py", repo / "src" / "mlfilter" / "modeling.py")
+    for folder in ("stages", "src"):
+        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
     records = [dict(r, scores=r["scores"][:1]) for r in sample_records()]
     write_jsonl(repo / "data" / "splits" / "train.jsonl", records[:30])
     write_jsonl(repo / "data" / "splits" / "val.jsonl", records[30:])

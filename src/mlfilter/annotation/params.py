@@ -8,10 +8,11 @@ API keys are read from the environment variables the annotator names.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mlfilter.params import ParamsError
+from mlfilter.params import ParamsError, TaskParams
 
 Backend = Literal["openai", "openai_batch", "local", "import"]
 ScoreMode = Literal["generate", "logprobs", "json"]
@@ -146,6 +147,11 @@ class AnnotatorParams:
         for key in ("Authorization", "api_key", "headers"):
             if key in self.extra_body:
                 raise ParamsError(f"extra_body.{key}: credentials never go in params; name an env var in api_key_env")
+
+    def prompt_files(self, tasks: Sequence[TaskParams]) -> dict[str, str]:
+        """Task name → the prompt file this annotator uses for it (its override, else the task's prompt)."""
+        wanted = set(self.tasks) or {task.name for task in tasks}
+        return {task.name: self.prompts.get(task.name, task.prompt) for task in tasks if task.name in wanted}
 
     def _check_counts(self) -> None:
         minimums = {

@@ -101,9 +101,10 @@ def resolve_tasks(params: AnnotatorParams, tasks: Sequence[TaskParams], name: st
         if task_name not in by_name:
             raise ParamsError(f"{where}: unknown task {task_name!r}; tasks: {', '.join(by_name)}")
     setups = []
+    prompt_files = params.prompt_files(tasks)
     for task_name in wanted:
         task = by_name[task_name]
-        prompt = load_prompt(params.prompts.get(task_name, task.prompt))
+        prompt = load_prompt(prompt_files[task_name])
         prompt.check_labels(task_name, task.num_targets)
         parser = ScoreParser(params.score_pattern or prompt.score_pattern, prompt.labels)
         judge = Judge(

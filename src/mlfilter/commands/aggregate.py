@@ -6,7 +6,8 @@ import argparse
 import dataclasses
 import logging
 
-from mlfilter.labels.build import build_labels
+from mlfilter.commands.options import add_configured_annotators
+from mlfilter.errors import MlfilterError
 from mlfilter.labels.params import AggregateParams
 from mlfilter.params import DEFAULT_PARAMS_FILE, load_section, load_tasks
 from mlfilter.reports import write_report
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--report", default="reports/aggregate.json", help="metrics JSON (default: %(default)s)")
     parser.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="params file (default: %(default)s)")
+    add_configured_annotators(parser)
     parser.add_argument(
         "--method",
         choices=["mean", "median", "majority", "min", "max", "dawid_skene"],
@@ -46,11 +48,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Aggregate, write labels, gold labels and the report."""
+    from mlfilter.labels.annotations import configured_annotations
+    from mlfilter.labels.build import build_labels
+
     params: AggregateParams = load_section("aggregate", args.params)
+    annotations = args.annotations
+    if args.configured_annotators:
+        if len(annotations) != 1:
+            raise MlfilterError("--configured-annotators: give the one folder of the annotate stages in --annotations")
+        annotations = configured_annotations(annotations[0], load_section("annotate", args.params).annotators)
     if args.method:
         params = dataclasses.replace(params, method=args.method)
     report = build_labels(
-        annotations=args.annotations,
+        annotations=annotations,
         sample=args.sample,
         gold=args.gold,
         labels_path=args.labels,

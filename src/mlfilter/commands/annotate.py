@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mlfilter.logs import setup_logging
+from mlfilter.commands.options import add_dry_run
 from mlfilter.params import DEFAULT_PARAMS_FILE, load_section, load_tasks
 
 
@@ -16,19 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="annotation folder (default: data/annotations/<annotator>)")
     parser.add_argument("--report", help="metrics JSON (default: reports/annotate/<annotator>.json)")
     parser.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="params file (default: %(default)s)")
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the requests and prompt tokens that would be sent, the cache hits and the estimated "
-        "output tokens; send and write nothing",
-    )
+    add_dry_run(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Annotate (or plan, with --dry-run) and print a summary."""
     from mlfilter.annotation.runner import annotate
 
-    setup_logging(f"annotate.{args.annotator}")
     section = load_section("annotate", args.params)
     result = annotate(
         args.annotator,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from mlfilter.evaluation.options import prompt_task_names
+from mlfilter.commands.options import add_configured_annotators
 from mlfilter.evaluation.params import EvaluateParams
-from mlfilter.evaluation.run import EvaluateInputs, run_evaluate
 from mlfilter.params import DEFAULT_PARAMS_FILE, load_section, load_tasks
 
 log = logging.getLogger("mlfilter.evaluate")
@@ -33,14 +32,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--output", default="reports/evaluate", help="reports and plots (default: %(default)s)")
     parser.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="params file (default: %(default)s)")
+    add_configured_annotators(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and write ``metrics.json``, ``report.json``, PNGs and DVC plot data."""
+    from mlfilter.evaluation.options import prompt_task_names
+    from mlfilter.evaluation.run import EvaluateInputs, run_evaluate
+    from mlfilter.labels.annotations import configured_annotations
+
     params: EvaluateParams = load_section("evaluate", args.params)
+    annotations = [args.annotations]
+    if args.configured_annotators:
+        annotations = configured_annotations(args.annotations, load_section("annotate", args.params).annotators)
     headline = run_evaluate(
         EvaluateInputs(
-            annotations=args.annotations,
+            annotations=tuple(annotations),
             test=args.test,
             model=args.model,
             documents=args.documents,

@@ -109,9 +109,7 @@ def build_params(args: argparse.Namespace) -> tuple[FilterParams, dict[str, floa
 def run(args: argparse.Namespace) -> int:
     """Run the filter and print its headline metrics."""
     from mlfilter.filtering.pipeline import run_filter
-    from mlfilter.logs import setup_logging
 
-    setup_logging("filter")
     params, task_thresholds = build_params(args)
     output = Path(args.output)
     attributes = Path(args.attributes) if args.attributes else output.with_name(output.name + "-scores")

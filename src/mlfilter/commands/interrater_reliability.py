@@ -11,8 +11,6 @@ import os
 
 from mlfilter.atomic import write_json
 from mlfilter.evaluation.options import add_rating_arguments, read_ratings, task_list
-from mlfilter.evaluation.ratings import load_ratings
-from mlfilter.evaluation.report import json_safe, reliability_report
 
 #: Statistics printed after the report is written.
 SUMMARY = ("krippendorff_alpha_ordinal", "krippendorff_alpha_interval", "fleiss_kappa", "cohen_kappa_quadratic")
@@ -37,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compute the agreement report and write it."""
+    from mlfilter.evaluation.ratings import load_ratings
+    from mlfilter.evaluation.report import json_safe, reliability_report
+
     ratings = read_ratings(args)
     gold_ratings = None
     gold_rater = None

@@ -8,9 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mlfilter.evaluation.agreement import pair_statistics, pairs_of
 from mlfilter.evaluation.options import add_rating_arguments, read_ratings
-from mlfilter.evaluation.plots import plot_rating_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Draw every plot of every task and list the files written."""
+    from mlfilter.evaluation.agreement import pair_statistics, pairs_of
+    from mlfilter.evaluation.plots import plot_rating_table
+
     ratings = read_ratings(args)
     output = Path(args.output_dir)
     written = []

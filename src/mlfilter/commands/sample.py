@@ -7,7 +7,6 @@ import dataclasses
 
 from mlfilter.params import DEFAULT_PARAMS_FILE, load_section
 from mlfilter.sampling.params import SampleParams
-from mlfilter.sampling.pipeline import run_sample
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Draw the sample and write the shards and the report."""
+    from mlfilter.sampling.pipeline import run_sample
+
     params: SampleParams = load_section("sample", args.params)
     seed: int = load_section("seed", args.params)
     if args.workers is not None:

@@ -13,7 +13,7 @@ from typing import Literal
 
 from mlfilter.annotation.original_config import is_original_config, load_original_config
 from mlfilter.annotation.params import AnnotatorParams
-from mlfilter.logs import setup_logging
+from mlfilter.commands.options import add_dry_run
 from mlfilter.params import ParamsError, TaskParams, convert, read_params_file
 
 EXAMPLE = """\
@@ -81,12 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EXAMPLE
     parser.add_argument("--config_file_path", required=True, help="YAML config (see below)")
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the requests and prompt tokens that would be sent, the cache hits and the estimated "
-        "output tokens; send and write nothing",
-    )
+    add_dry_run(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
     from mlfilter.annotation.runner import annotate
 
     config = load_config(args.config_file_path)
-    setup_logging(f"score_documents.{config.name}")
     result = annotate(
         config.name,
         config.annotator,

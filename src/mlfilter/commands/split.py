@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-from mlfilter.labels.split import split_labels
 from mlfilter.params import DEFAULT_PARAMS_FILE, load_section, load_tasks
 from mlfilter.reports import write_report
 
@@ -22,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Split the labels and write the report."""
+    from mlfilter.labels.split import split_labels
+
     report = split_labels(
         labels=args.labels, out_dir=args.out, tasks=load_tasks(args.params), params=load_section("split", args.params)
     )

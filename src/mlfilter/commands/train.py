@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
-from mlfilter.logs import setup_logging
 from mlfilter.params import DEFAULT_PARAMS_FILE, load_section, load_tasks
-from mlfilter.training.original_config import load_original_config
-from mlfilter.training.run import describe, train_from_files
+
+log = logging.getLogger("mlfilter.train")
 
 #: The original tool's command names; they take its YAML config instead of params.yaml.
 ORIGINAL_COMMANDS = ("train_classifier", "annotator_training_pipeline")
@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train from params.yaml, or from an original-tool config into ``<output_dir_path>/final``."""
-    log = setup_logging("train")
+    from mlfilter.training.original_config import load_original_config
+    from mlfilter.training.run import describe, train_from_files
+
     if getattr(args, "config_file_path", None):
         config = load_original_config(args.config_file_path)
         result = train_from_files(

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from mlfilter.errors import MlfilterError
 from mlfilter.evaluation.params import Aggregation
-from mlfilter.evaluation.ratings import Ratings, find_tasks, load_languages, load_ratings
 from mlfilter.params import DEFAULT_PARAMS_FILE, TaskParams, load_section, load_tasks, read_params_file
+
+if TYPE_CHECKING:
+    from mlfilter.evaluation.ratings import Ratings
 
 DEFAULT_TASK = "score"
 DEFAULT_NUM_TARGETS = 6
@@ -77,6 +79,8 @@ def task_list(args: argparse.Namespace) -> tuple[tuple[TaskParams, ...], dict[st
         task_names = prompt_task_names(args.params)
     else:
         threshold = args.threshold if args.threshold is not None else args.num_targets / 2
+        from mlfilter.evaluation.ratings import find_tasks
+
         found = find_tasks(args.path_to_files) if not args.tasks else None
         if found is not None and found.tasks:
             names, task_names = found.tasks, found.task_names()
@@ -100,6 +104,8 @@ def prompt_task_names(params_path: str) -> dict[str, str]:
 
 def read_ratings(args: argparse.Namespace) -> Ratings:
     """Read the inputs named on the command line into rating tables of the selected tasks."""
+    from mlfilter.evaluation.ratings import load_languages, load_ratings
+
     tasks, task_names = task_list(args)
     languages = load_languages(args.documents) if args.documents else None
     ratings = load_ratings(

@@ -35,11 +35,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EvaluateInputs:
-    """Where the evaluate stage reads from: annotations of every annotator, the labelled test split,
+    """Where the evaluate stage reads from: annotations (files, folders or globs), the labelled test split,
     the trained model folder, and optionally document languages (documents or labels), gold labels
     (an empty gold file means none) and the train split (for the TF-IDF baseline)."""
 
-    annotations: str
+    annotations: tuple[str, ...]
     test: str
     model: str
     documents: str | None = None
@@ -61,7 +61,7 @@ def run_evaluate(
     watch = Stopwatch()
     languages = load_languages([inputs.documents]) if inputs.documents else None
     ratings = load_ratings(
-        [inputs.annotations],
+        list(inputs.annotations),
         tasks,
         aggregation=params.aggregation,
         task_names=task_names,
@@ -170,14 +170,14 @@ def run_evaluate(
 
 def add_self_agreement(
     reliability: dict[str, Any],
-    annotations: str,
+    annotations: Sequence[str],
     tasks: Sequence[TaskParams],
     task_names: Mapping[str, str] | None,
     languages: Mapping[str, str] | None,
 ) -> None:
     """Add ``self_agreement`` (annotator → agreement of its generations) to each task's reliability entry."""
     generations = load_ratings(
-        [annotations], tasks, aggregation=None, task_names=task_names, languages=languages, on_error="skip"
+        list(annotations), tasks, aggregation=None, task_names=task_names, languages=languages, on_error="skip"
     )
     for task, table in generations.tables.items():
         if task in reliability:

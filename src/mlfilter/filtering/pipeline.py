@@ -173,10 +173,13 @@ def run_filter(
         window=params.scoring.window,
     )
     fingerprints = source_fingerprints(jobs, settings.scoring_fingerprint)
-    to_score = [job for job in jobs if not marker_matches(job.attributes_marker, fingerprints[job.index])]
+    to_score = [
+        job for job in jobs if not marker_matches(job.attributes_marker, fingerprints[job.index], job.attributes)
+    ]
     log.info("filter: %d shard(s), %d to score, %d already scored", len(jobs), len(to_score), len(jobs) - len(to_score))
     failures: dict[int, ShardOutcome] = {}
     scored_documents = scored_tokens = 0
+    worker_seconds = 0.0
     with make_engine(params) as engine:
         scoring_watch = Stopwatch()
         outcomes = engine.score(to_score, settings, fingerprints)
@@ -184,6 +187,7 @@ def run_filter(
             if _succeeded(outcome, jobs, failures):
                 scored_documents += outcome.documents
                 scored_tokens += outcome.tokens
+                worker_seconds += outcome.seconds
         scoring_seconds = scoring_watch.seconds
         ready = [job for job in jobs if job.index not in failures]
         if failures and params.on_bad_shard == "fail" and params.keep.rule in RANKING_RULES:
@@ -193,7 +197,9 @@ def run_filter(
             job.index: f"{fingerprints[job.index]}:{decisions[job.index].fingerprint()}:{params.score_field}"
             for job in ready
         }
-        to_apply = [job for job in ready if not marker_matches(job.output_marker, apply_fingerprints[job.index])]
+        to_apply = [
+            job for job in ready if not marker_matches(job.output_marker, apply_fingerprints[job.index], job.output)
+        ]
         outcomes = engine.apply(to_apply, settings, decisions, apply_fingerprints)
         for outcome in progress(outcomes, desc="filter: writing", total=len(to_apply), unit="shard"):
             _succeeded(outcome, jobs, failures)
@@ -219,7 +225,7 @@ def run_filter(
                 "documents_scored": scored_documents,
                 "docs_per_s": round(scored_documents * rate, 3),
                 "tokens_per_s": round(scored_tokens * rate, 3),
-                "worker_docs_per_s": summary.worker_docs_per_s,
+                "worker_docs_per_s": round(scored_documents / worker_seconds, 3) if worker_seconds else 0.0,
             },
             "engine": {"name": params.engine, "scoring": to_plain(params.scoring)},
         },

@@ -35,7 +35,6 @@ class CorpusSummary:
     counts: StageCounts = field(default_factory=StageCounts)
     tokens_in: int = 0
     tokens_kept: int = 0
-    shard_seconds: float = 0.0
     languages: dict[str, dict[str, int]] = field(default_factory=dict)
     score_sums: np.ndarray | None = None
     histograms: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
@@ -58,7 +57,6 @@ class CorpusSummary:
             raise MlfilterError(f"{scored['source']}: its markers disagree on the number of documents")
         self.tokens_in += scored["tokens"]
         self.tokens_kept += filtered["kept_tokens"]
-        self.shard_seconds += scored["seconds"]
         if self.score_sums is None:
             self.score_sums = np.zeros(len(self.task_names))
         for language, stats in scored["languages"].items():
@@ -80,11 +78,6 @@ class CorpusSummary:
     def documents_scored(self) -> int:
         """Valid documents that have scores."""
         return sum(entry["documents"] for entry in self.languages.values())
-
-    @property
-    def worker_docs_per_s(self) -> float:
-        """Documents scored per second of worker time, over every shard (earlier runs included)."""
-        return _ratio(self.documents_scored, self.shard_seconds)
 
 
 def summarize(

@@ -4,13 +4,17 @@ Each input shard goes through two steps, each ending with a completion marker wr
 output file (both atomic):
 
 1. **score**: every valid document's scores go to an attributes file (``id``, ``language``,
-   ``tokens``, ``scores``) — marker ``_<name>.done`` beside it, holding the shard's counts and score
-   histograms;
+   ``tokens``, ``scores``) — its marker holds the shard's counts and score histograms;
 2. **apply**: the keep rule reads the attributes back and writes the kept documents, unchanged but
-   for the added scores, to the output shard of the same name — marker beside it.
+   for the added scores, to the output shard of the same name.
 
-A marker records a fingerprint of everything its file depends on (model, scoring options, input
-file identity; the keep decision for step 2). A rerun skips shards whose marker matches and redoes
+Markers live in a hidden folder beside each output folder (``data/.filtered.markers/<name>.done`` for
+``data/filtered/<name>``), never inside it: a glob of the output folder sees only data, and the
+folder's DVC hash depends on the data alone. A marker holds no timing, so identical runs write
+identical markers. It records a fingerprint of everything its file depends on (model, scoring
+options, input file identity; the keep decision for step 2) and the SHA-256 of the file it vouches
+for, so a file replaced or deleted since (``dvc checkout``, a user) is redone. A rerun skips shards
+whose marker matches and redoes
 the rest from scratch, so a crash or a kill at any point loses no finished shard and leaves no
 half-written file behind; changing only the keep rule rescores nothing.
 """
@@ -62,12 +66,12 @@ class ShardJob:
     @property
     def output_marker(self) -> Path:
         """Completion marker of the kept-documents file."""
-        return marker_path(self.output)
+        return marker_path(self.output.parents[len(Path(self.name).parts) - 1], self.output)
 
     @property
     def attributes_marker(self) -> Path:
         """Completion marker of the scores file."""
-        return marker_path(self.attributes)
+        return marker_path(self.attributes.parents[len(Path(self.name).parts) - 1], self.attributes)
 
 
 @dataclass(frozen=True)
@@ -100,9 +104,20 @@ class ShardOutcome:
         return self.error is None
 
 
-def marker_path(path: Path) -> Path:
-    """``dir/_<name>.done`` for ``dir/<name>``: readers of the folder skip ``_`` files."""
-    return path.with_name(f"_{path.name}{MARKER_SUFFIX}")
+def markers_dir(folder: Path) -> Path:
+    """``parent/.<name>.markers`` for the output folder ``parent/<name>``: beside it, not inside it."""
+    return folder.with_name(f".{folder.name}.markers")
+
+
+def marker_path(folder: Path, data: Path) -> Path:
+    """The marker of ``data`` (a file below ``folder``): ``markers_dir(folder)/<relative path>.done``."""
+    return markers_dir(folder) / f"{data.relative_to(folder)}{MARKER_SUFFIX}"
+
+
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of a file's bytes."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _strip_record_suffix(name: str) -> str:
@@ -200,10 +215,15 @@ def read_marker(path: Path) -> dict[str, Any] | None:
     return marker if isinstance(marker, dict) else None
 
 
-def marker_matches(path: Path, fingerprint: str) -> bool:
-    """True when the marker exists and was written for ``fingerprint``."""
+def marker_matches(path: Path, fingerprint: str, data: Path) -> bool:
+    """True when the marker exists, was written for ``fingerprint`` and ``data`` is the file it vouches for."""
     marker = read_marker(path)
-    return marker is not None and marker.get("fingerprint") == fingerprint
+    if marker is None or marker.get("fingerprint") != fingerprint:
+        return False
+    try:
+        return marker.get("sha256") == file_sha256(data)
+    except OSError:
+        return False
 
 
 def remove_leftovers(job: ShardJob) -> None:
@@ -214,12 +234,16 @@ def remove_leftovers(job: ShardJob) -> None:
 
 
 def remove_orphans(folder: Path, planned: set[Path]) -> list[Path]:
-    """Delete files (and their markers) that an earlier run wrote for shards no longer in the input."""
+    """Delete files (and their markers) that an earlier run wrote for shards no longer in the input.
+
+    Markers that older versions wrote inside the folder (``_<name>.done``) are deleted too.
+    """
     removed = []
-    if not folder.is_dir():
-        return removed
-    for marker in folder.rglob(f"_*{MARKER_SUFFIX}"):
-        data = marker.with_name(marker.name[1 : -len(MARKER_SUFFIX)])
+    for legacy in folder.rglob(f"_*{MARKER_SUFFIX}") if folder.is_dir() else []:
+        legacy.unlink()
+    markers = markers_dir(folder)
+    for marker in sorted(markers.rglob(f"*{MARKER_SUFFIX}")) if markers.is_dir() else []:
+        data = folder / str(marker.relative_to(markers))[: -len(MARKER_SUFFIX)]
         if data not in planned:
             data.unlink(missing_ok=True)
             marker.unlink(missing_ok=True)
@@ -365,8 +389,8 @@ class AttributeWriter:
                 "documents": self.writer.count,
                 "tokens": self.tokens,
                 "dropped": dict(sorted(dropped.items())),
-                "seconds": round(seconds, 3),
                 "languages": self.stats.as_dict(),
+                "sha256": file_sha256(self.job.attributes),
             },
         )
         return ShardOutcome(self.job.index, "score", None, self.writer.count, self.tokens, seconds)
@@ -451,6 +475,7 @@ def apply_shard(job: ShardJob, settings: ShardSettings, decision: KeepDecision, 
             "kept_tokens": kept_tokens,
             "dropped": dict(sorted(dropped.items())),
             "kept_by_language": dict(sorted(kept_by_language.items())),
+            "sha256": file_sha256(job.output),
         },
     )
     return ShardOutcome(job.index, "apply", None, writer.count, kept_tokens, time.perf_counter() - start)

@@ -17,10 +17,13 @@ generation. Nothing is dropped silently: every record and every score is counted
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +41,8 @@ REPAIRED = frozenset({"invalid_utf8_replaced"})
 #: Reasons a record is dropped, and what a score can be; reported even when zero.
 RECORD_REASONS = ("unknown_id", "duplicate_annotation", "invalid_record")
 SCORE_REASONS = ("valid", "null_score", "out_of_range_score")
+#: Where the folders of annotators removed from params.yaml are moved (untracked; also in the DVC cache).
+SET_ASIDE = Path(".mlfilter/removed-annotations")
 
 
 class TaskResolver:
@@ -372,3 +377,30 @@ def _record_problem(
             raise MlfilterError(f"{location}: second annotation by {parsed.annotator!r} for id {parsed.doc_id!r}")
         return "duplicate_annotation"
     return None
+
+
+def configured_annotations(
+    root: str | os.PathLike[str], names: Iterable[str], *, set_aside: Path | None = SET_ASIDE
+) -> list[str]:
+    """The folders ``<root>/<name>`` of the configured annotators, in ``names`` order.
+
+    Other folders under ``root`` (annotators removed from ``params.yaml``) are moved to
+    ``set_aside/<name>`` (replacing an older copy there) unless ``set_aside`` is None, so the tracked
+    folder holds the configured annotators only. Raises :class:`MlfilterError` naming the stage to run
+    when a configured annotator has no folder.
+    """
+    root = Path(root)
+    names = list(names)
+    if set_aside is not None and root.is_dir():
+        for folder in sorted(p for p in root.iterdir() if p.name not in names and not p.name.startswith(".")):
+            target = set_aside / folder.name
+            shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(folder), str(target))
+            log.warning("%s: annotator %r is not in params.yaml; moved to %s", folder, folder.name, target)
+    missing = [name for name in names if not (root / name).is_dir()]
+    if missing:
+        raise MlfilterError(
+            f"{root / missing[0]}: no annotations of annotator {missing[0]!r}; run `dvc repro annotate@{missing[0]}`"
+        )
+    return [str(root / name) for name in names]

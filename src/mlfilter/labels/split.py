@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -37,15 +36,11 @@ from mlfilter.params import TaskParams
 from mlfilter.records import RecordFormatError, RecordWriter, iter_records
 from mlfilter.reports import StageCounts, Stopwatch
 from mlfilter.scores import round_half_up
+from mlfilter.text import normalize_text
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-
-
-def normalize_text(text: str) -> str:
-    """The form in which texts count as identical: NFKC, case-folded, whitespace collapsed and trimmed."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def text_key(text: str, seed: int) -> bytes:

@@ -17,7 +17,6 @@ per candidate; texts stay on disk.
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from urllib.parse import urldefrag
 
 import numpy as np
 from courlan import normalize_url
+
+from mlfilter.text import normalize_text
 
 KEY_DTYPE = np.dtype([("priority", "<u8"), ("id", "<u8"), ("text", "<u8"), ("url", "<u8"), ("language", "<U12")])
 HASH_SPACE = 1 << 64
@@ -45,11 +46,6 @@ def priority(seed: int, doc_id: str) -> int:
 def fraction_threshold(fraction: float) -> int:
     """Priorities below this value are inside a fraction target."""
     return min(int(fraction * HASH_SPACE), HASH_SPACE)
-
-
-def normalize_text(text: str) -> str:
-    """The text compared by exact dedup: NFKC, case-folded, whitespace runs collapsed to one space."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def normalize_document_url(url: str) -> str:

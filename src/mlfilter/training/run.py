@@ -90,6 +90,9 @@ def load_base(params: TrainingParams, tasks: Sequence[TaskParams]) -> tuple[Anno
         raise MlfilterError(
             f"training.base_model: cannot load {params.base_model!r} from {location.path}: {str(exc).splitlines()[0]}"
         ) from exc
+    # The encoder's config remembers where it was loaded from: record the name params give (a hub id or
+    # embedded:…), not this machine's path, so clones save identical model folders and no path leaks.
+    model.config.encoder["_name_or_path"] = params.base_model
     if params.freeze_base_model_parameters:
         model.freeze_encoder()
     return model, tokenizer

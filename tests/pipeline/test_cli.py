@@ -35,7 +35,12 @@ print(elapsed, ",".join(m for m in sys.argv[2:] if m in sys.modules))
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "MLFILTER_PROGRESS": "0"}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT / "src"),
+        "MLFILTER_PROGRESS": "0",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # never reached: the commands are stopped while reading
+    }
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -128,6 +133,8 @@ BLOCKING_ARGS: dict[str, list[str]] = {
     "interrater_reliability": ["a.jsonl", "--params", "{fifo}", "--output_file_path", "o.json"],
     "plot_scores": ["a.jsonl", "--params", "{fifo}", "--output_dir", "out"],
     "filter": ["--params", "{fifo}", "--output", "out"],
+    "proxy_sample": ["--pool", "a.jsonl", "--output", "out", "--size", "1", "--train", "a.jsonl", "--params", "{fifo}"],
+    "translate-prompt": ["{fifo}", "--languages", "ga", "--output", "out.yaml", "--model", "m"],
 }
 
 

@@ -14,7 +14,6 @@ import logging
 from mlfilter.errors import MlfilterError
 from mlfilter.params import DEFAULT_PARAMS_FILE, load_section, load_tasks
 from mlfilter.reports import write_report
-from mlfilter.sampling.proxy import write_proxy_sample
 
 log = logging.getLogger("mlfilter.proxy_sample")
 
@@ -45,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Draw the proxy-stratified sample and write it and its report."""
+    from mlfilter.sampling.proxy import write_proxy_sample
+
     tasks = load_tasks(args.params)
     names = [task.name for task in tasks]
     if args.task is not None and args.task not in names:

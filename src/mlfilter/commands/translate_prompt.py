@@ -6,8 +6,6 @@ import argparse
 import os
 import sys
 
-from mlfilter.logs import setup_logging
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``mlfilter translate-prompt``."""
@@ -32,7 +30,6 @@ def run(args: argparse.Namespace) -> int:
     from mlfilter.annotation.runner import base_urls_from_env
     from mlfilter.annotation.translation import OpenAITranslator, TranslationError, deepl_translator, translate_prompt
 
-    setup_logging("translate-prompt")
     translator = deepl_translator(os.environ)
     if translator is None:
         if not args.model:

@@ -1,8 +1,9 @@
 """Typed parameters: one frozen dataclass per ``params.yaml`` section, validated at start.
 
 Values are converted to the declared types, so ``2e-05`` — which ``dvc exp run -S`` writes and
-plain YAML reads as a string — comes back as a float. Unknown keys, missing keys and wrong types
-raise :class:`ParamsError` naming the key path and what was expected.
+plain YAML reads as a string — comes back as a float, and a whole-number float such as ``200000.0`` (what
+``-S key=2e5`` writes) is accepted for an integer key; a fractional one is refused. Unknown keys, missing keys
+and wrong types raise :class:`ParamsError` naming the key path and what was expected.
 
 Runtime knobs — keys that change how fast or where a stage runs but never its outputs (workers,
 devices, scratch folders, inference batch sizes) — live under the top-level ``runtime:`` section,
@@ -129,6 +130,18 @@ def convert(value: Any, tp: Any, key: str = "") -> Any:
     return _convert_scalar(value, tp, key)
 
 
+def _whole_number(value: Any) -> int | None:
+    """``200000.0`` or ``"2e5"`` (what ``dvc exp run -S key=2e5`` writes) as an int; None if not a whole number."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def _convert_scalar(value: Any, tp: Any, key: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
@@ -136,6 +149,9 @@ def _convert_scalar(value: Any, tp: Any, key: str) -> Any:
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        number = _whole_number(value)
+        if number is not None:
+            return number
     elif tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)

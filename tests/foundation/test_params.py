@@ -42,6 +42,20 @@ def test_float_written_by_dvc_exp_run_set_param_comes_back_as_float(tmp_path: Pa
     assert isinstance(typed.optimizer.learning_rate, float)
 
 
+def test_whole_number_float_written_by_dvc_exp_run_is_accepted_for_an_int(tmp_path: Path) -> None:
+    from dvc.utils.hydra import apply_overrides
+
+    params = tmp_path / "params.yaml"
+    params.write_text("sample:\n  epochs: 3\n")
+    apply_overrides(params, ["sample.epochs=2e5"])
+    raw = read_params_file(params)
+    assert raw["sample"]["epochs"] == 200000.0, "DVC writes 200000.0 for 2e5"
+    typed = convert(raw["sample"], Section, "sample")
+    assert typed.epochs == 200000
+    assert type(typed.epochs) is int
+    assert convert({"epochs": "2e5"}, Section, "s").epochs == 200000
+
+
 def test_nested_lists_maps_and_optionals_convert() -> None:
     typed = convert(
         {"epochs": 2, "languages": ["en", "de"], "weights": {"a": 1, "b": "0.5"}, "note": None}, Section, "s"
@@ -58,6 +72,8 @@ def test_nested_lists_maps_and_optionals_convert() -> None:
         ({"epochs": 2, "optimiser": {}}, "s.optimiser: unknown key; allowed keys: epochs, languages, note"),
         ({"epochs": "two"}, "s.epochs: expected int, got 'two'"),
         ({"epochs": True}, "s.epochs: expected int, got True"),
+        ({"epochs": 2.5}, "s.epochs: expected int, got 2.5"),
+        ({"epochs": "2.5e0"}, "s.epochs: expected int, got '2.5e0'"),
         ({"epochs": 1, "optimizer": {"learning_rate": "fast"}}, "s.optimizer.learning_rate: expected float"),
         ({"epochs": 1, "optimizer": {"schedule": "step"}}, "s.optimizer.schedule: expected one of 'linear', 'cosine'"),
         ({"epochs": 1, "languages": ["en", 3]}, "s.languages[1]: expected str, got 3"),

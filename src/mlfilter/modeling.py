@@ -16,6 +16,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from mlfilter.scores import to_int_score
+
 MODEL_TYPE = "mlfilter_annotator"
 Pooling = Literal["cls", "mean"]
 
@@ -103,6 +105,12 @@ class TaskHead(nn.Module):
         return self.layers(self.dropout(pooled))
 
 
+def label_classes(labels: torch.Tensor, num_targets: int) -> torch.Tensor:
+    """Class indices (int64, same device) of labels, by the project's one rounding rule (half up, clipped)."""
+    classes = to_int_score(labels.detach().float().cpu().numpy(), num_targets)
+    return torch.from_numpy(classes).long().to(labels.device)
+
+
 class AnnotatorHeads(nn.Module):
     """The task heads on their own: pooled embeddings in, :class:`AnnotatorOutput` out.
 
@@ -137,7 +145,7 @@ class AnnotatorHeads(nn.Module):
                 last.bias.fill_(present.mean().item())
             else:
                 k = self.config.num_targets_per_task[task]
-                counts = torch.bincount(present.round().long().clamp(0, k - 1), minlength=k).float()
+                counts = torch.bincount(label_classes(present, k), minlength=k).float()
                 last.bias.copy_(torch.log((counts + 1.0) / (counts.sum() + k)))
 
     def forward(
@@ -181,7 +189,7 @@ class AnnotatorHeads(nn.Module):
                 loss_fn = nn.functional.huber_loss if self.config.regression_loss == "huber" else nn.functional.mse_loss
                 per_document = loss_fn(output.squeeze(-1), target, reduction="none")
             else:
-                classes = target.round().long().clamp(0, self.config.num_targets_per_task[task] - 1)
+                classes = label_classes(target, self.config.num_targets_per_task[task])
                 per_document = nn.functional.cross_entropy(output, classes, reduction="none")
             losses.append(per_document.mean() if w is None else (per_document * w[present]).sum() / w[present].sum())
         if not losses:

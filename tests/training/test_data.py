@@ -9,6 +9,7 @@ import pytest
 
 from mlfilter.records import RecordFormatError
 from mlfilter.training.data import read_labeled
+from mlfilter.training.run import train_from_files
 from tests.training.conftest import DIGITS, EDUCATIONAL, write_jsonl
 
 
@@ -75,3 +76,27 @@ def test_fingerprint_follows_texts_and_labels(tmp_path: Path) -> None:
     other = write_jsonl(tmp_path / "c.jsonl", [{"text": "a", "scores": [1]}, {"text": "b", "scores": [3]}])
     prints = [read_labeled(str(p), (EDUCATIONAL,)).fingerprint() for p in (first, same, other)]
     assert prints[0] == prints[1] != prints[2]
+
+
+def test_classification_refuses_fractional_labels_naming_file_line_and_the_rounding_setting(
+    tmp_path: Path, tiny_params
+) -> None:
+    # What aggregate.rounding: none writes when two annotators give 1 and 2, or 3 and 4: halves.
+    records = [{"id": str(i), "text": f"document {i}", "scores": [label]} for i, label in enumerate([1, 2, 1.5, 3.5])]
+    path = write_jsonl(tmp_path / "splits" / "train.jsonl", records)
+    assert read_labeled(str(path), (EDUCATIONAL,)).labels[:, 0].tolist() == [1.0, 2.0, 1.5, 3.5]  # fine for regression
+    with pytest.raises(RecordFormatError) as error:
+        train_from_files(
+            str(path),
+            str(path),
+            params=tiny_params(is_regression=False),
+            tasks=(EDUCATIONAL,),
+            seed=1,
+            output_dir=tmp_path / "model",
+            live_dir=tmp_path / "live",
+        )
+    message = str(error.value)
+    assert f"{path}:3: field 'scores[0]' (task educational)" in message
+    assert "1.5" in message and "aggregate.rounding: none" in message
+    assert error.value.reason == "fractional_label"
+    assert not (tmp_path / "model").exists()

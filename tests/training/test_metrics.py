@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 from transformers import EvalPrediction
 
-from mlfilter.training.metrics import all_metrics, nested_metrics, trainer_metrics
+from mlfilter.training.metrics import NO_LABELS, all_metrics, nested_metrics, predicted_labels, trainer_metrics
 from tests.training.conftest import DIGITS, EDUCATIONAL
 
 
@@ -53,9 +54,36 @@ def test_trainer_metrics_read_logits_and_scores() -> None:
     assert result["binary_f1_educational"] == 1.0
 
 
-def test_a_task_without_labels_reports_nan() -> None:
+def test_a_task_without_labels_is_nan_flat_null_nested_and_never_logged() -> None:
     labels = np.array([[1.0, math.nan], [2.0, math.nan]])
     scores = np.array([[1.0, 1.0], [2.0, 1.0]])
     metrics = all_metrics(scores, scores, labels, (EDUCATIONAL, DIGITS), is_regression=True)
     assert math.isnan(metrics["mae_digits"])
     assert metrics["mae_mean"] == 0.0
+    nested = nested_metrics(metrics, (EDUCATIONAL, DIGITS))
+    assert nested["digits"]["mae"] is None and nested["digits"]["undefined"] == NO_LABELS
+    assert "undefined" not in nested["educational"]
+    json.dumps(nested, allow_nan=False)
+    logged = trainer_metrics((EDUCATIONAL, DIGITS), is_regression=True)(
+        EvalPrediction(predictions=(scores, scores), label_ids=labels)
+    )
+    assert "mae_educational" in logged and not any(name.endswith("_digits") for name in logged)
+
+
+def test_labels_and_predictions_round_half_up_and_binary_f1_is_the_rounded_rule() -> None:
+    # Half-to-even would make 2.5 → 2 and 0.5 → 0; the project's one rule makes them 3 and 1.
+    labels = np.array([[2.5], [0.5], [3.0], [1.0]])
+    scores = np.array([[2.5], [0.5], [2.6], [2.4]])
+    metrics = all_metrics(scores, scores, labels, (EDUCATIONAL,), is_regression=True)
+    # labels → 3, 1, 3, 1; predictions → 3, 1, 3, 2
+    assert metrics["accuracy_educational"] == pytest.approx(3 / 4)
+    # ≥ 3 by the rounded rule: truth T, F, T, F; predicted T, F, T, F (a raw cut at 3 would predict F, F, F, F)
+    assert metrics["binary_f1_educational"] == 1.0
+
+
+def test_classification_labels_come_from_argmax_not_the_expected_value() -> None:
+    # A two-peaked head: P(0) = P(5) = 0.5. The expected value is 2.5 (label 3), the argmax label is 0.
+    logits = np.full((1, 6), -30.0)
+    logits[0, 0] = logits[0, 5] = 0.0
+    assert predicted_labels(np.array([[2.5]]), logits, [6], is_regression=False).tolist() == [[0]]
+    assert predicted_labels(np.array([[2.5]]), logits, [6], is_regression=True).tolist() == [[3]]

@@ -17,9 +17,9 @@ from mlfilter.modeling import AnnotatorModel
 from mlfilter.params import load_section
 from mlfilter.training.data import read_labeled
 from mlfilter.training.frozen import Embedder
-from mlfilter.training.metrics import all_metrics
+from mlfilter.training.metrics import NO_LABELS, all_metrics
 from mlfilter.training.run import load_base, train_annotator, train_from_files
-from tests.training.conftest import DIGITS, EDUCATIONAL
+from tests.training.conftest import DIGITS, EDUCATIONAL, sample_records, write_jsonl
 
 
 def _predict(model_dir: Path, texts: list[str], max_length: int = 64) -> torch.Tensor:
@@ -123,6 +123,32 @@ def test_two_task_classification_fine_tunes_the_encoder(tmp_path: Path, splits, 
     assert train_args["metric_for_best_model"] == "macro_f1_mean" and train_args["greater_is_better"] is True
     scores = _predict(tmp_path / "final", ["A lesson on photosynthesis in plants."])
     assert scores.shape == (1, 2) and 0 <= scores[0, 0] <= 5 and 0 <= scores[0, 1] <= 2
+
+
+def test_a_task_missing_from_val_gives_null_with_a_reason_in_strict_metrics_json(tmp_path: Path, tiny_params) -> None:
+    records = sample_records()
+    val = [dict(r, scores=[r["scores"][0], None]) for r in records[30:]]
+    train_path = write_jsonl(tmp_path / "splits" / "train.jsonl", records[:30])
+    val_path = write_jsonl(tmp_path / "splits" / "val.jsonl", val)
+    train_from_files(
+        str(train_path),
+        str(val_path),
+        params=tiny_params(num_epochs=1),
+        tasks=(EDUCATIONAL, DIGITS),
+        seed=3,
+        output_dir=tmp_path / "final",
+        live_dir=tmp_path / "live",
+    )
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    metrics = json.loads((tmp_path / "live" / "metrics.json").read_text(), parse_constant=refuse)
+    assert metrics["val"]["digits"]["spearman"] is None
+    assert metrics["val"]["digits"]["undefined"] == NO_LABELS
+    assert metrics["val"]["mean"]["mae"] == metrics["val"]["educational"]["mae"] is not None
+    assert "spearman_digits" not in metrics.get("eval", {}) and "spearman_educational" in metrics["eval"]
+    assert "n/a" in (tmp_path / "final" / "README.md").read_text()
 
 
 def test_fast_path_matches_the_full_model_with_a_frozen_base(tmp_path: Path, splits, tiny_params) -> None:

@@ -20,6 +20,7 @@ from mlfilter.logs import progress
 from mlfilter.params import TaskParams
 from mlfilter.records import RecordFormatError, RecordLocation, expand_inputs, iter_records
 from mlfilter.reports import StageCounts
+from mlfilter.scores import round_half_up
 from mlfilter.weights import record_weight
 
 
@@ -52,20 +53,26 @@ class LabeledData:
         """How many documents carry each (rounded) label of a task, and how many lack one."""
         column = self.labels[:, task_index]
         present = column[~np.isnan(column)]
-        values, counts = np.unique(np.round(present).astype(int), return_counts=True)
+        values, counts = np.unique(round_half_up(present).astype(int), return_counts=True)
         result = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
         result["missing"] = int(np.isnan(column).sum())
         return result
 
 
 def read_labeled(
-    inputs: str | Sequence[str], tasks: Sequence[TaskParams], text_column: str = "text", label_column: str = "scores"
+    inputs: str | Sequence[str],
+    tasks: Sequence[TaskParams],
+    text_column: str = "text",
+    label_column: str = "scores",
+    *,
+    integer_labels: bool = False,
 ) -> LabeledData:
     """Read and validate labelled records from files, folders or globs.
 
-    Bad records raise :class:`RecordFormatError` naming the file, line and field. Documents with an
-    empty text or with every label missing cannot teach anything: they are counted as dropped under
-    ``empty_text`` / ``no_labels``.
+    Bad records raise :class:`RecordFormatError` naming the file, line and field. With ``integer_labels``
+    (classification heads) a fractional label such as 2.5 is an error too, rather than a class silently
+    made of it. Documents with an empty text or with every label missing cannot teach anything: they are
+    counted as dropped under ``empty_text`` / ``no_labels``.
     """
     files = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
     if not files:
@@ -78,7 +85,7 @@ def read_labeled(
     for path in files:
         for location, record in progress(iter_records(path), desc=f"read {path}", unit="doc"):
             text = _text(record, location, text_column)
-            labels = _labels(record, location, label_column, tasks)
+            labels = _labels(record, location, label_column, tasks, integer_labels)
             if not text.strip():
                 counts.drop("empty_text")
             elif all(math.isnan(v) for v in labels):
@@ -108,7 +115,9 @@ def _text(record: dict[str, Any], location: RecordLocation, column: str) -> str:
     return text
 
 
-def _labels(record: dict[str, Any], location: RecordLocation, column: str, tasks: Sequence[TaskParams]) -> list[float]:
+def _labels(
+    record: dict[str, Any], location: RecordLocation, column: str, tasks: Sequence[TaskParams], integer: bool
+) -> list[float]:
     if column not in record:
         raise RecordFormatError(location.path, location.line, f"field '{column}' is missing", "missing_field")
     raw = record[column]
@@ -143,6 +152,15 @@ def _labels(record: dict[str, Any], location: RecordLocation, column: str, tasks
                 f"field '{column}[{index}]' (task {task.name}): expected a number in 0..{task.num_targets - 1} "
                 f"or null, got {value!r}",
                 "bad_label",
+            )
+        if integer and not float(value).is_integer():
+            raise RecordFormatError(
+                location.path,
+                location.line,
+                f"field '{column}[{index}]' (task {task.name}): a classification head needs whole-number labels, "
+                f"got {value!r} — aggregate.rounding: none keeps fractional means; set aggregate.rounding to round "
+                "(or floor/ceil), or train with training.is_regression: true",
+                "fractional_label",
             )
         values.append(float(value))
     return values

@@ -1,9 +1,11 @@
 """Validation metrics per task: MAE, MSE, Spearman, accuracy and macro-F1 of predicted labels, binary F1.
 
-The predicted label of a regression head is its score rounded and clipped to ``0..K-1``; of a
-classification head, its most probable class. Binary F1 counts a document as positive when its
-label — the true one, or the predicted one — is at or above the task's ``threshold`` (FineWeb-Edu's
-``int_score >= 3``). Missing labels (NaN) are left out.
+The predicted label of a regression head is its score rounded half up and clipped to ``0..K-1``
+(:func:`mlfilter.scores.to_int_score`); of a classification head, its most probable class (argmax). Binary
+F1 counts a document as positive when its label — the true one, or the predicted one — is at or above the
+task's ``threshold`` by :func:`mlfilter.scores.at_or_above` (FineWeb-Edu's ``int_score >= 3``). Missing labels
+(NaN) are left out; a metric with no labelled document is undefined: NaN in the flat form the ``Trainer``
+reads (and left out of what it logs), ``None`` with a reason in :func:`nested_metrics`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from sklearn.metrics import accuracy_score, f1_score
 from transformers import EvalPrediction
 
 from mlfilter.params import TaskParams
+from mlfilter.scores import at_or_above, to_int_score
 from mlfilter.training.params import METRIC_NAMES
+
+#: Why a task's metrics are ``None`` in :func:`nested_metrics`.
+NO_LABELS = "no document of the validation split has a label for this task"
 
 
 def predicted_labels(
@@ -24,8 +30,8 @@ def predicted_labels(
 ) -> np.ndarray:
     """Discrete labels ``[n, num_tasks]`` from the model's scores (regression) or class logits."""
     if is_regression:
-        upper = np.asarray(num_targets, dtype=np.float64) - 1
-        return np.clip(np.rint(scores), 0, upper).astype(np.int64)
+        columns = [to_int_score(scores[:, i], k) for i, k in enumerate(num_targets)]
+        return np.stack(columns, axis=-1).astype(np.int64)
     columns, start = [], 0
     for k in num_targets:
         columns.append(logits[:, start : start + k].argmax(-1))
@@ -33,13 +39,13 @@ def predicted_labels(
     return np.stack(columns, axis=-1).astype(np.int64)
 
 
-def task_metrics(scores: np.ndarray, predicted: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
-    """The metrics of one task on the documents that have a label."""
+def task_metrics(scores: np.ndarray, predicted: np.ndarray, labels: np.ndarray, task: TaskParams) -> dict[str, float]:
+    """The metrics of one task on the documents that have a label (all NaN when none has)."""
     present = ~np.isnan(labels)
     scores, predicted, labels = scores[present], predicted[present], labels[present]
     if len(labels) == 0:
         return {name: float("nan") for name in METRIC_NAMES}
-    truth = np.rint(labels).astype(np.int64)
+    truth = to_int_score(labels, task.num_targets).astype(np.int64)
     errors = scores.astype(np.float64) - labels
     varies = np.ptp(scores) > 0 and np.ptp(labels) > 0
     spearman = float(spearmanr(scores, labels).statistic) if varies else 0.0
@@ -49,7 +55,9 @@ def task_metrics(scores: np.ndarray, predicted: np.ndarray, labels: np.ndarray, 
         "spearman": spearman,
         "accuracy": float(accuracy_score(truth, predicted)),
         "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
-        "binary_f1": float(f1_score(labels >= threshold, predicted >= threshold, zero_division=0)),
+        "binary_f1": float(
+            f1_score(at_or_above(labels, task.threshold), at_or_above(predicted, task.threshold), zero_division=0)
+        ),
     }
 
 
@@ -60,9 +68,7 @@ def all_metrics(
     predicted = predicted_labels(scores, logits, [t.num_targets for t in tasks], is_regression)
     result: dict[str, float] = {}
     for index, task in enumerate(tasks):
-        for name, value in task_metrics(
-            scores[:, index], predicted[:, index], labels[:, index], task.threshold
-        ).items():
+        for name, value in task_metrics(scores[:, index], predicted[:, index], labels[:, index], task).items():
             result[f"{name}_{task.name}"] = value
     for name in METRIC_NAMES:
         values = [result[f"{name}_{task.name}"] for task in tasks]
@@ -70,19 +76,32 @@ def all_metrics(
     return result
 
 
-def nested_metrics(flat: dict[str, float], tasks: Sequence[TaskParams]) -> dict[str, dict[str, float]]:
-    """``{task: {metric: value}}`` (plus ``mean``) from the flat form of :func:`all_metrics`."""
-    return {
-        group: {name: flat[f"{name}_{group}"] for name in METRIC_NAMES} for group in (*(t.name for t in tasks), "mean")
-    }
+def nested_metrics(flat: dict[str, float], tasks: Sequence[TaskParams]) -> dict[str, dict[str, float | str | None]]:
+    """``{task: {metric: value}}`` (plus ``mean``) from the flat form of :func:`all_metrics`, strict-JSON ready.
+
+    An undefined metric (NaN) becomes ``None`` and its group gets an ``undefined`` reason.
+    """
+    nested: dict[str, dict[str, float | str | None]] = {}
+    for group in (*(t.name for t in tasks), "mean"):
+        values = {name: flat[f"{name}_{group}"] for name in METRIC_NAMES}
+        entry: dict[str, float | str | None] = {k: None if np.isnan(v) else v for k, v in values.items()}
+        if any(v is None for v in entry.values()):
+            entry["undefined"] = NO_LABELS
+        nested[group] = entry
+    return nested
 
 
 def trainer_metrics(tasks: Sequence[TaskParams], is_regression: bool) -> Callable[[EvalPrediction], dict[str, float]]:
-    """A ``compute_metrics`` function for ``transformers.Trainer`` (predictions are ``(logits, scores)``)."""
+    """A ``compute_metrics`` function for ``transformers.Trainer`` (predictions are ``(logits, scores)``).
+
+    Undefined metrics (a task without labels in the validation split) are left out, so neither the
+    ``Trainer``'s logs nor DVCLive's ``metrics.json`` ever hold NaN.
+    """
 
     def compute(prediction: EvalPrediction) -> dict[str, float]:
         logits, scores = prediction.predictions[:2]
         labels = np.asarray(prediction.label_ids, dtype=np.float64)
-        return all_metrics(np.asarray(scores), np.asarray(logits), labels, tasks, is_regression)
+        flat = all_metrics(np.asarray(scores), np.asarray(logits), labels, tasks, is_regression)
+        return {name: value for name, value in flat.items() if not np.isnan(value)}
 
     return compute

@@ -77,7 +77,7 @@ def render_model_card(
         "",
         "## Tasks",
         "",
-        "| task | labels | positive at score ≥ | train labels (count per label) |",
+        "| task | labels | positive at rounded score ≥ | train labels (count per label) |",
         "| --- | --- | --- | --- |",
     ]
     for task in tasks:
@@ -109,8 +109,11 @@ def render_model_card(
         lines.append(f"| {group} | " + " | ".join(_number(metrics[name]) for name in METRIC_NAMES) + " |")
     lines += [
         "",
-        "Predicted labels are rounded regression scores (or the most probable class); binary F1 counts a "
-        "document as positive when its label (true, or predicted) is at or above the task's threshold.",
+        "Predicted labels are regression scores rounded half up (2.5 → 3) and clipped to the label range, or "
+        "the most probable class of a classification head; binary F1 counts a document as positive when its "
+        "label (true, or predicted) is at or above the task's threshold — FineWeb-Edu's `int_score >= t`, so "
+        "a regression score of 2.5 or more passes a threshold of 3. `mlfilter filter --threshold` and the "
+        "evaluate stage use the same rule.",
         "",
         "## Training parameters",
         "",

@@ -30,6 +30,7 @@ from transformers import (
     set_seed,
 )
 
+from mlfilter.atomic import write_json
 from mlfilter.embedded import resolve_model
 from mlfilter.errors import MlfilterError
 from mlfilter.modeling import AnnotatorModel
@@ -189,7 +190,7 @@ def train_annotator(
         tokens = train_set.num_tokens * float(trainer.state.epoch or 0.0)
         summary_extra["throughput"]["train_tokens_per_second"] = round(tokens / max(train_seconds, 1e-9), 3)
     live.summary.update(summary_extra)
-    live.make_summary()
+    write_json(live.metrics_file, live.summary)  # DVCLive's own writer is neither strict nor atomic
     if not params.keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
     return TrainingResult(
@@ -213,8 +214,9 @@ def train_from_files(
     live_dir: str | os.PathLike[str],
 ) -> TrainingResult:
     """Read the train and val record files (never the test split) and :func:`train_annotator` on them."""
-    train = read_labeled(train_path, tasks, params.text_column, params.label_column)
-    val = read_labeled(val_path, tasks, params.text_column, params.label_column)
+    integer = not params.is_regression
+    train = read_labeled(train_path, tasks, params.text_column, params.label_column, integer_labels=integer)
+    val = read_labeled(val_path, tasks, params.text_column, params.label_column, integer_labels=integer)
     logger.info("training on %d documents, validating on %d", len(train), len(val))
     return train_annotator(train, val, params=params, tasks=tasks, seed=seed, output_dir=output_dir, live_dir=live_dir)
 

@@ -18,6 +18,8 @@ from mlfilter.evaluation.classifier import (
     task_columns,
     threshold_sweep,
 )
+from mlfilter.evaluation.gold import compare_scores
+from mlfilter.evaluation.ratings import LabelSpace
 from mlfilter.records import RecordFormatError
 from tests.evaluation.conftest import EDU, TOXIC
 from tests.evaluation.helpers import write_jsonl
@@ -62,9 +64,9 @@ def test_threshold_sweep_matches_sklearn() -> None:
     labels = rng.integers(0, 6, 300).astype(float)
     scores = np.clip(labels + rng.normal(0, 1, 300), 0, 5)
     rows = threshold_sweep(labels, scores, 3, 0.5, 5)
-    assert [row["threshold"] for row in rows] == [0.5 * i for i in range(11)]
+    assert [row["raw_cut"] for row in rows] == [0.5 * i for i in range(11)]
     for row in rows[1:-1]:
-        predicted = scores >= row["threshold"]
+        predicted = scores >= row["raw_cut"]
         assert row["precision"] == pytest.approx(precision_score(labels >= 3, predicted))
         assert row["recall"] == pytest.approx(recall_score(labels >= 3, predicted))
         assert row["f1"] == pytest.approx(f1_score(labels >= 3, predicted))
@@ -75,13 +77,23 @@ def test_threshold_sweep_matches_sklearn() -> None:
 def test_threshold_sweep_by_hand() -> None:
     rows = threshold_sweep(np.array([0.0, 4.0]), np.array([1.0, 3.0]), 3, 1.0, 5)
     assert rows[1] == {
-        "threshold": 1.0,
+        "raw_cut": 1.0,
         "precision": 0.5,
         "recall": 1.0,
         "f1": pytest.approx(2 / 3),
         "kept_fraction": 1.0,
     }
-    assert rows[4] == {"threshold": 4.0, "precision": None, "recall": 0.0, "f1": 0.0, "kept_fraction": 0.0}
+    assert rows[4] == {"raw_cut": 4.0, "precision": None, "recall": 0.0, "f1": 0.0, "kept_fraction": 0.0}
+
+
+def test_sweep_row_at_threshold_minus_half_is_the_rounded_rule_of_f1_at_threshold() -> None:
+    labels = np.array([2.5, 3.0, 2.0, 4.0, 1.0])  # a fractional label 2.5 is positive at 3 (rounded half up)
+    scores = np.array([2.5, 2.7, 2.4, 3.6, 2.6])
+    rows = threshold_sweep(labels, scores, 3, 0.5, 5)
+    at_rounded_rule = next(row for row in rows if row["raw_cut"] == 2.5)
+    binary = compare_scores(labels, scores, LabelSpace(6, 3))["binary"]["3"]
+    assert binary["f1"] == at_rounded_rule["f1"] == pytest.approx(2 * 3 / (2 * 3 + 1))
+    assert binary["predicted_positives"] == 4 and binary["positives"] == 3
 
 
 def test_label_ceiling_ratio() -> None:

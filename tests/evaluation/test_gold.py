@@ -27,12 +27,13 @@ def test_compare_scores_by_hand() -> None:
     assert result["per_class"]["1"]["f1"] == pytest.approx(0.8)
     assert result["per_class"]["2"]["f1"] == pytest.approx(2 / 3)
     assert result["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    # "≥ 1" by the rounded rule: predictions round to 0, 1, 1, 1, 2, 0 — 0.6 passes (a raw cut would refuse it)
     assert result["binary"]["1"] == {
-        "precision": 1.0,
+        "precision": 0.75,
         "recall": 0.75,
-        "f1": pytest.approx(6 / 7),
+        "f1": 0.75,
         "positives": 4,
-        "predicted_positives": 3,
+        "predicted_positives": 4,
     }
     assert result["binary"]["2"]["recall"] == 0.5
     assert result["binary"]["1.5"] == result["binary"]["2"]
@@ -52,7 +53,7 @@ def test_compare_scores_matches_sklearn() -> None:
             (precision[label], recall[label], f1[label])
         )
         assert per_class["support"] == support[label]
-    p, r, f, _ = precision_recall_fscore_support(reference >= 3, predicted >= 3, average="binary")
+    p, r, f, _ = precision_recall_fscore_support(reference >= 3, classes >= 3, average="binary")
     binary = result["binary"]["3"]
     assert (binary["precision"], binary["recall"], binary["f1"]) == pytest.approx((p, r, f))
 

@@ -154,7 +154,7 @@ def test_evaluate_writes_metrics_report_plots_and_pngs(tmp_path: Path, model_dir
     educational = [row for row in confusion if row["task"] == "educational"]
     assert len(educational) == 24 and set(educational[0]) == {"task", "label", "prediction"}
     sweep = json.loads((out / "plots" / "threshold_sweep.json").read_text())
-    toxic_cuts = [row["threshold"] for row in sweep if row["task"] == "toxic" and row["measure"] == "kept_fraction"]
+    toxic_cuts = [row["raw_cut"] for row in sweep if row["task"] == "toxic" and row["measure"] == "kept_fraction"]
     assert toxic_cuts == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
     distribution = (out / "plots" / "score_distribution.csv").read_text().splitlines()
     assert distribution[0] == "task,annotator,score,count"

@@ -90,7 +90,7 @@ def test_threshold_run_keeps_documents_at_or_above_the_threshold_with_their_scor
     assert sum(int(r["documents"]) for r in histogram if r["task"] == "educational") == 46
     with open(reports / "threshold_sweep.csv", encoding="utf-8") as handle:
         sweep = list(csv.DictReader(handle))
-    at = {(r["task"], r["language"], float(r["threshold"])): r for r in sweep}
+    at = {(r["task"], r["language"], float(r["raw_cut"])): r for r in sweep}
     assert int(at[("educational", "all", 2.5)]["documents"]) == len(kept_ids)
     assert int(at[("educational", "all", 2.5)]["tokens"]) == metrics["tokens"]["kept"]
     assert int(at[("educational", "de", 0.0)]["documents"]) == 8

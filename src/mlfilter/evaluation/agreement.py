@@ -12,7 +12,8 @@ Statistics and the scale each one reads:
 - Per pair of raters, on the documents both rated: Cohen's κ unweighted and quadratic-weighted
   (scikit-learn) on labels; Spearman ρ and Kendall τ-b (SciPy) and MAE on the scores; exact and
   ±1 agreement on labels. Summaries are the means over the pairs where the statistic is defined.
-- Binary agreement at each threshold (score ≥ threshold is positive): Krippendorff's α nominal,
+- Binary agreement at each threshold (positive when the score rounded half up is ≥ the threshold,
+  :func:`mlfilter.scores.at_or_above`): Krippendorff's α nominal,
   mean pairwise percent agreement and Cohen's κ, and each rater's positive rate.
 - Percentile bootstrap confidence intervals, documents resampled with replacement from a seed.
 
@@ -40,6 +41,7 @@ from scipy.stats import kendalltau, spearmanr
 from sklearn.metrics import cohen_kappa_score
 
 from mlfilter.evaluation.ratings import RatingTable, require_raters, threshold_key
+from mlfilter.scores import at_or_above
 
 Level = Literal["nominal", "ordinal", "interval"]
 
@@ -316,10 +318,10 @@ def summarize_pairs(pairs: Sequence[dict[str, Any]], collector: Statistics) -> N
 
 
 def binary_agreement(table: RatingTable) -> dict[str, Any]:
-    """Agreement on "score ≥ threshold" at each threshold of the task's label space."""
+    """Agreement on "score ≥ threshold" (rounded: :func:`mlfilter.scores.at_or_above`) at each threshold."""
     result = {}
     for threshold in table.space.thresholds():
-        binary = np.where(_present(table.values), (table.values >= threshold).astype(np.float64), np.nan)
+        binary = np.where(_present(table.values), at_or_above(table.values, threshold).astype(np.float64), np.nan)
         pairs = [p for p in pairs_of(_with_values(table, binary)) if len(p.rows)]
         stats = Statistics()
         stats.add("krippendorff_alpha_nominal", lambda binary=binary: krippendorff_alpha(binary, "nominal"))

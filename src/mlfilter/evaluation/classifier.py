@@ -29,6 +29,7 @@ from mlfilter.evaluation.weighted import population_metrics
 from mlfilter.labels.annotations import TaskResolver, parse_scores_record, valid_score
 from mlfilter.params import TaskParams
 from mlfilter.records import expand_inputs, iter_records
+from mlfilter.scores import at_or_above
 from mlfilter.weights import record_weight
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,13 @@ def task_columns(model_tasks: Sequence[str], tasks: Sequence[TaskParams]) -> lis
 
 
 def threshold_sweep(labels: np.ndarray, scores: np.ndarray, label_threshold: float, step: float, top: float) -> list:
-    """Precision, recall and F1 of "score ≥ cut" against "label ≥ threshold" for cuts 0, step … top."""
-    positive = labels >= label_threshold
+    """Precision, recall and F1 of the raw "score ≥ raw_cut" against "label ≥ threshold" for cuts 0, step … top.
+
+    Labels are positive by the project's rule (:func:`mlfilter.scores.at_or_above`, the rounded label);
+    the classifier side is a raw cut on its score, so the row at ``raw_cut = threshold - 0.5`` is what the
+    rounded rule — ``f1_at_threshold``, keep rules, ``filter --threshold`` — gives.
+    """
+    positive = at_or_above(labels, label_threshold)
     rows = []
     for cut in np.round(np.arange(0.0, top + step / 2, step), 10):
         predicted = scores >= cut
@@ -137,7 +143,7 @@ def threshold_sweep(labels: np.ndarray, scores: np.ndarray, label_threshold: flo
         f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
         rows.append(
             {
-                "threshold": float(cut),
+                "raw_cut": float(cut),
                 "precision": precision,
                 "recall": recall,
                 "f1": f1,

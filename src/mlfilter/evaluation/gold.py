@@ -3,7 +3,8 @@
 On the documents both have a score for: accuracy, per-class precision/recall/F1, macro-F1,
 quadratic-weighted Cohen's κ and the confusion matrix on labels (scores rounded to the nearest
 label); MAE and Spearman ρ on the scores; binary precision/recall/F1 at each threshold
-(score ≥ threshold is positive). Metrics come from scikit-learn and SciPy. Macro-F1 averages
+(positive when the score rounded half up is at or above it, :func:`mlfilter.scores.at_or_above`: FineWeb-Edu's
+``int_score >= t``, the rule of every stage). Metrics come from scikit-learn and SciPy. Macro-F1 averages
 over the labels that occur in the reference or the prediction (scikit-learn's default); per-class
 precision with no prediction of that class is ``null``, not 0.
 """
@@ -25,6 +26,7 @@ from sklearn.metrics import (
 
 from mlfilter.evaluation.agreement import Statistics, cohen_kappa, rank_correlation
 from mlfilter.evaluation.ratings import LabelSpace, RatingTable, threshold_key
+from mlfilter.scores import at_or_above
 
 
 def _number(value: float) -> float | None:
@@ -68,7 +70,9 @@ def compare_scores(reference: np.ndarray, predicted: np.ndarray, space: LabelSpa
         "columns": "predicted",
         "counts": confusion_matrix(ref_classes, pred_classes, labels=labels).tolist(),
     }
-    stats.values["binary"] = {threshold_key(t): binary_metrics(ref >= t, pred >= t) for t in space.thresholds()}
+    stats.values["binary"] = {
+        threshold_key(t): binary_metrics(at_or_above(ref, t), at_or_above(pred, t)) for t in space.thresholds()
+    }
     return stats.result()
 
 

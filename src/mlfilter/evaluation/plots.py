@@ -146,13 +146,13 @@ def _integer_valued(values: np.ndarray) -> bool:
 def plot_threshold_sweep(rows: Sequence[Mapping[str, Any]], label_threshold: float, title: str, path: Path) -> Path:
     """Precision, recall, F1 and the kept share against the classifier-score cut."""
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    cuts = [row["threshold"] for row in rows]
+    cuts = [row["raw_cut"] for row in rows]
     for key in ("precision", "recall", "f1", "kept_fraction"):
         axis.plot(cuts, [np.nan if row[key] is None else row[key] for row in rows], label=key)
     axis.axvline(
         label_threshold, color="grey", linestyle="--", linewidth=0.8, label=f"label threshold {label_threshold:g}"
     )
-    axis.set_xlabel("classifier score cut")
+    axis.set_xlabel("raw classifier score cut")
     axis.set_ylim(0, 1.02)
     axis.set_title(title)
     axis.legend(fontsize="small")
@@ -224,12 +224,12 @@ SWEEP_MEASURES = ("precision", "recall", "f1", "kept_fraction")
 
 
 def write_sweep_data(path: Path, per_task: Mapping[str, Sequence[Mapping[str, Any]]]) -> Path:
-    """The threshold sweep in long form: ``{"task", "threshold", "measure", "value"}`` per task, cut and measure.
+    """The threshold sweep in long form: ``{"task", "raw_cut", "measure", "value"}`` per task, cut and measure.
 
     Undefined values (``None``, e.g. precision where nothing is kept) are left out rather than drawn as 0.
     """
     rows = [
-        {"task": task, "threshold": row["threshold"], "measure": measure, "value": row[measure]}
+        {"task": task, "raw_cut": row["raw_cut"], "measure": measure, "value": row[measure]}
         for task, sweep in per_task.items()
         for row in sweep
         for measure in SWEEP_MEASURES

@@ -4,8 +4,9 @@
   shards scored / reused / failed, throughput;
 - ``score_histogram.csv``: documents and tokens per score bin and task (scores outside the task's
   label range are counted in the end bins);
-- ``threshold_sweep.csv``: documents and tokens that a threshold would keep, per task, threshold and
-  language (``all`` for the whole corpus).
+- ``threshold_sweep.csv``: documents and tokens whose raw score is at or above a cut, per task, cut
+  (``raw_cut``) and language (``all`` for the whole corpus). The threshold keep rule rounds scores first
+  (:func:`mlfilter.scores.at_or_above`), so it keeps what the row at ``raw_cut = threshold - 0.5`` shows.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def histogram_rows(summary: CorpusSummary) -> list[dict[str, Any]]:
 
 
 def sweep_rows(summary: CorpusSummary) -> list[dict[str, Any]]:
-    """Rows of ``threshold_sweep.csv``: what ``score >= threshold`` keeps, per task and language."""
+    """Rows of ``threshold_sweep.csv``: documents whose raw ``score >= raw_cut``, per task and language."""
     rows = []
     for (task, language), histogram in sorted(summary.histograms.items()):
         edges = summary.edges[summary.task_names.index(task)]
@@ -161,12 +162,12 @@ def sweep_rows(summary: CorpusSummary) -> list[dict[str, Any]]:
         tokens_total = int(histogram["tokens"].sum())
         documents_at = np.cumsum(histogram["documents"][::-1])[::-1]
         tokens_at = np.cumsum(histogram["tokens"][::-1])[::-1]
-        for j, threshold in enumerate(edges):
+        for j, cut in enumerate(edges):
             rows.append(
                 {
                     "task": task,
                     "language": language,
-                    "threshold": float(threshold),
+                    "raw_cut": float(cut),
                     "documents": int(documents_at[j + 1]),
                     "tokens": int(tokens_at[j + 1]),
                     "documents_fraction": _ratio(int(documents_at[j + 1]), documents_total),
@@ -193,6 +194,6 @@ def write_reports(folder: str | Path, summary: CorpusSummary, metrics: dict[str,
     write_csv(
         folder / "threshold_sweep.csv",
         sweep_rows(summary),
-        ["task", "language", "threshold", "documents", "tokens", "documents_fraction", "tokens_fraction"],
+        ["task", "language", "raw_cut", "documents", "tokens", "documents_fraction", "tokens_fraction"],
     )
     write_report(folder / "metrics.json", metrics)

@@ -7,6 +7,7 @@ Formats, chosen by file suffix: JSON Lines (``.jsonl``/``.json``), gzip (``.json
 
 from __future__ import annotations
 
+import contextlib
 import glob as globlib
 import gzip
 import io
@@ -288,16 +289,24 @@ class RecordWriter:
     """Write records to one file that appears under its final name only when closed successfully.
 
     JSONL (optionally ``.gz``/``.zst``) is written line by line; Parquet in row groups of
-    ``parquet_batch`` records with the schema of the first group.
+    ``parquet_batch`` records. A Parquet ``schema`` (an Arrow schema: e.g. the input file's plus added
+    columns) is kept exactly, and a record with a top-level key outside it is an error. Without one, the
+    schema is inferred over all records of a group (every key, nested ones included), and a later group
+    with a new key, a first non-null value or a nested field widens it: the rows written so far are
+    rewritten under the wider schema, so no value is ever dropped. In Parquet a missing key and ``null``
+    are the same thing; values of one field must share a type (else :class:`RecordFormatError`).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, parquet_batch: int = 10_000) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, parquet_batch: int = 10_000, schema: Any | None = None
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.count = 0
         self._tmp = temporary_path(self.path)
         self._format = record_format(str(self.path))
         self._parquet_batch = parquet_batch
+        self._schema = schema
         self._pending: list[dict[str, Any]] = []
         self._parquet_writer: Any = None
         self._handle: IO[bytes] | None = None
@@ -321,40 +330,86 @@ class RecordWriter:
 
     def _flush_parquet(self) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         if not self._pending:
             return
+        rows, self._pending = self._pending, []
+        try:
+            schema = self._schema if self._schema is not None else self._widened_schema(rows)
+            if self._schema is not None:
+                self._check_keys(rows)
+            if self._parquet_writer is None or self._parquet_writer.schema != schema:
+                self._open_parquet(schema)
+            self._parquet_writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise RecordFormatError(
+                str(self.path), None, f"records do not fit one Parquet schema: {exc}", "schema_mismatch"
+            ) from None
+
+    def _widened_schema(self, rows: list[dict[str, Any]]) -> Any:
+        """The schema so far unified with the one inferred over every key of ``rows``."""
+        import pyarrow as pa
+
+        inferred = pa.Table.from_struct_array(pa.array(rows)).schema
         if self._parquet_writer is None:
-            table = pa.Table.from_pylist(self._pending)
-            self._parquet_writer = pq.ParquetWriter(self._tmp, table.schema, compression="zstd")
-        else:
-            table = pa.Table.from_pylist(self._pending, schema=self._parquet_writer.schema)
-        self._parquet_writer.write_table(table)
-        self._pending = []
+            return inferred
+        return pa.unify_schemas([self._parquet_writer.schema, inferred], promote_options="permissive")
+
+    def _check_keys(self, rows: list[dict[str, Any]]) -> None:
+        names = set(self._schema.names)
+        for row in rows:
+            extra = set(row) - names
+            if extra:
+                raise RecordFormatError(
+                    str(self.path), None, f"field {sorted(extra)[0]!r} is not in the file's schema", "schema_mismatch"
+                )
+
+    def _open_parquet(self, schema: Any) -> None:
+        """Start the Parquet file with ``schema``, carrying over (and widening) any rows written before."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        previous = None
+        if self._parquet_writer is not None:
+            self._parquet_writer.close()
+            previous = self._tmp.with_name(self._tmp.name + "-narrow")
+            os.replace(self._tmp, previous)
+        self._parquet_writer = pq.ParquetWriter(self._tmp, schema, compression="zstd")
+        if previous is not None:
+            with pq.ParquetFile(previous) as parquet:
+                for batch in parquet.iter_batches(batch_size=self._parquet_batch):
+                    self._parquet_writer.write_table(pa.Table.from_pylist(batch.to_pylist(), schema=schema))
+            previous.unlink()
 
     def close(self) -> None:
-        """Finish the file and move it under its final name."""
-        if self._handle is not None:
-            self._handle.close()
-        else:
-            self._flush_parquet()
-            if self._parquet_writer is None:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
-                pq.write_table(pa.table({}), self._tmp)
+        """Finish the file and move it under its final name (on an error, the unfinished file is dropped)."""
+        try:
+            if self._handle is not None:
+                self._handle.close()
             else:
-                self._parquet_writer.close()
+                self._flush_parquet()
+                if self._parquet_writer is None:
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
+
+                    empty = self._schema.empty_table() if self._schema is not None else pa.table({})
+                    pq.write_table(empty, self._tmp)
+                else:
+                    self._parquet_writer.close()
+        except BaseException:
+            self.abort()
+            raise
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
         """Drop the unfinished file."""
-        if self._handle is not None:
-            self._handle.close()
-        elif self._parquet_writer is not None:
-            self._parquet_writer.close()
+        with contextlib.suppress(Exception):
+            if self._handle is not None:
+                self._handle.close()
+            elif self._parquet_writer is not None:
+                self._parquet_writer.close()
         self._tmp.unlink(missing_ok=True)
+        self._tmp.with_name(self._tmp.name + "-narrow").unlink(missing_ok=True)
 
     def __enter__(self) -> RecordWriter:
         return self

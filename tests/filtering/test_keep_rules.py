@@ -19,11 +19,28 @@ from mlfilter.filtering.params import KeepParams
 SCORES = np.asarray([[3.0, 0.5], [2.999, 2.0], [4.5, 0.0], [1.0, 1.9], [3.2, 1.5]])
 
 
-def test_thresholds_are_inclusive_and_combine_with_all_or_any() -> None:
-    assert threshold_mask(SCORES, [3.0, None], "all").tolist() == [True, False, True, False, True]
-    assert threshold_mask(SCORES, [3.0, 1.5], "all").tolist() == [False, False, False, False, True]
-    assert threshold_mask(SCORES, [3.0, 1.5], "any").tolist() == [True, True, True, True, True]
-    assert threshold_mask(SCORES, [4.0, 1.95], "any").tolist() == [False, True, True, False, False]
+def test_raw_cuts_are_inclusive_and_combine_with_all_or_any() -> None:
+    assert threshold_mask(SCORES, [3.0, None], "all", raw=True).tolist() == [True, False, True, False, True]
+    assert threshold_mask(SCORES, [3.0, 1.5], "all", raw=True).tolist() == [False, False, False, False, True]
+    assert threshold_mask(SCORES, [3.0, 1.5], "any", raw=True).tolist() == [True, True, True, True, True]
+    assert threshold_mask(SCORES, [4.0, 1.95], "any", raw=True).tolist() == [False, True, True, False, False]
+
+
+def test_thresholds_round_half_up_first_like_fineweb_edu_int_score() -> None:
+    # Rounded: task 0 → 3, 3, 5, 1, 3; task 1 → 1, 2, 0, 2, 2 (0.5 → 1, 1.5 → 2: halves go up).
+    assert threshold_mask(SCORES, [3.0, None], "all").tolist() == [True, True, True, False, True]
+    assert threshold_mask(SCORES, [3.0, 1.5], "all").tolist() == [False, True, False, False, True]
+    assert threshold_mask(SCORES, [4.0, 1.95], "any").tolist() == [False, True, True, True, True]
+    assert threshold_mask(np.asarray([[2.5], [2.4999], [np.nan]]), [3.0], "all").tolist() == [True, False, False]
+    assert KeepDecision("raw_cut", (3.0,)).drop_reason == "below_raw_cut"
+
+
+def test_documents_without_a_score_are_never_ranked_nor_counted() -> None:
+    scores = np.asarray([np.nan, 1.0, 3.0, np.nan, 2.0])
+    keep = select_best(scores, np.ones(5), np.zeros(5, dtype=np.int64), rule="quantile", fraction=1.0)
+    assert keep.tolist() == [False, True, True, False, True]
+    half = select_best(scores, np.ones(5), np.zeros(5, dtype=np.int64), rule="quantile", fraction=0.5)
+    assert half.tolist() == [False, False, True, False, False]  # floor(0.5 × 3 scored) = 1
 
 
 def test_thresholds_default_to_the_tasks_and_name_unknown_tasks() -> None:
@@ -94,6 +111,6 @@ def test_decisions_apply_masks_in_shard_order_and_check_sizes() -> None:
         decision.keeps(np.zeros((3, 1)), offset=3)
     assert KeepDecision.from_mask("quantile", ~mask).fingerprint() != decision.fingerprint()
     threshold = KeepDecision("threshold", (3.0, None))
-    assert threshold.keeps(SCORES).tolist() == [True, False, True, False, True]
+    assert threshold.keeps(SCORES).tolist() == [True, True, True, False, True]
     assert threshold.drop_reason == "below_threshold"
     assert KeepDecision("all").keeps(SCORES).all()

@@ -24,7 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threshold",
         action="append",
         metavar="[TASK=]VALUE",
-        help="keep documents scoring at least VALUE (on TASK, or on every task); repeatable",
+        help="keep documents whose score, rounded half up, is at least VALUE (FineWeb-Edu's int_score >= VALUE; "
+        "on TASK, or on every task); repeatable",
+    )
+    rule.add_argument(
+        "--raw-cut",
+        action="append",
+        metavar="[TASK=]VALUE",
+        help="keep documents whose raw score is at least VALUE (no rounding; on TASK, or on every task); repeatable",
     )
     rule.add_argument("--quantile", type=float, metavar="FRACTION", help="keep the best FRACTION of documents")
     rule.add_argument("--token-budget", type=float, metavar="FRACTION", help="keep the best FRACTION of tokens")
@@ -46,14 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--on-bad-shard", choices=["fail", "skip"], help="fail at the end, or report and go on")
 
 
-def _thresholds(values: list[str], task_names: list[str]) -> dict[str, float]:
+def _thresholds(values: list[str], task_names: list[str], option: str) -> dict[str, float]:
     thresholds: dict[str, float] = {}
     for value in values:
         task, _, number = value.rpartition("=")
         try:
             threshold = float(number)
         except ValueError:
-            raise MlfilterError(f"--threshold {value!r}: expected [TASK=]NUMBER") from None
+            raise MlfilterError(f"{option} {value!r}: expected [TASK=]NUMBER") from None
         for name in [task] if task else task_names:
             thresholds[name] = threshold
     return thresholds
@@ -78,7 +85,11 @@ def build_params(args: argparse.Namespace) -> tuple[FilterParams, dict[str, floa
     model = args.model or params.model
     keep = params.keep
     if args.threshold:
-        keep = KeepParams(rule="threshold", thresholds=_thresholds(args.threshold, read_model_tasks(model)[0]))
+        keep = KeepParams(
+            rule="threshold", thresholds=_thresholds(args.threshold, read_model_tasks(model)[0], "--threshold")
+        )
+    elif args.raw_cut:
+        keep = KeepParams(rule="raw_cut", thresholds=_thresholds(args.raw_cut, read_model_tasks(model)[0], "--raw-cut"))
     elif args.quantile is not None:
         keep = KeepParams(rule="quantile", fraction=args.quantile)
     elif args.token_budget is not None:

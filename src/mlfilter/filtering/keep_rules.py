@@ -1,7 +1,10 @@
 """Keep rules: which scored documents go to the output, and the named reason for each one dropped.
 
-Thresholds decide per document. Quantiles and token budgets rank documents within each language (or
-over the whole corpus) by one task's score, best first, ties in input order, and keep a prefix:
+Thresholds decide per document by the project's one rule, :func:`mlfilter.scores.at_or_above`: a document
+passes threshold ``t`` when its score rounded half up is ``>= t`` (FineWeb-Edu's ``int_score >= t``; a score
+of 2.5 passes 3). ``raw_cut`` is the other rule under its own name: the raw score ``>= cut``. Quantiles
+and token budgets rank documents within each language (or over the whole corpus) by one task's score, best
+first, ties in input order, and keep a prefix:
 
 - ``quantile``: the best ``floor(fraction × n)`` documents of a language with ``n`` documents;
 - ``token_budget``: the longest best-first prefix whose tokens add up to at most the budget —
@@ -22,8 +25,16 @@ import numpy as np
 
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.params import KeepParams
+from mlfilter.scores import at_or_above
 
-DROP_REASONS = {"threshold": "below_threshold", "quantile": "below_quantile", "token_budget": "over_token_budget"}
+DROP_REASONS = {
+    "threshold": "below_threshold",
+    "raw_cut": "below_raw_cut",
+    "quantile": "below_quantile",
+    "token_budget": "over_token_budget",
+}
+#: Rules that decide per document from its own scores.
+CUT_RULES = ("threshold", "raw_cut")
 UNKNOWN_LANGUAGE = "unknown"
 
 
@@ -52,12 +63,20 @@ def resolve_thresholds(
     return {name: float(task_thresholds[name]) for name in task_names}
 
 
-def threshold_mask(scores: np.ndarray, thresholds: Sequence[float | None], combine: str) -> np.ndarray:
-    """Documents whose scores reach the thresholds (``None`` = task not used) on all or any tasks."""
+def threshold_mask(
+    scores: np.ndarray, thresholds: Sequence[float | None], combine: str, *, raw: bool = False
+) -> np.ndarray:
+    """Documents whose scores ``[n, tasks]`` reach the thresholds (``None`` = task not used) on all or any tasks.
+
+    A score reaches ``t`` when :func:`~mlfilter.scores.at_or_above` says so (rounded half up, then ``>= t``), or,
+    with ``raw``, when the score itself is ``>= t``. NaN (no score) never reaches a threshold.
+    """
     used = [i for i, t in enumerate(thresholds) if t is not None]
     if not used:
         return np.ones(len(scores), dtype=bool)
-    passed = scores[:, used] >= np.asarray([thresholds[i] for i in used], dtype=np.float64)
+    cuts = np.asarray([thresholds[i] for i in used], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        passed = scores[:, used] >= cuts if raw else at_or_above(scores[:, used], cuts)
     return passed.all(axis=1) if combine == "all" else passed.any(axis=1)
 
 
@@ -83,14 +102,14 @@ def select_best(
 ) -> np.ndarray:
     """The documents a ``quantile`` or ``token_budget`` rule keeps, as a boolean mask in input order.
 
-    ``scores`` rank documents (higher is better; NaN ranks last), ``groups`` holds a group code per
-    document (its language, or one code for all); each group is selected on its own.
+    ``scores`` rank documents (higher is better), ``groups`` holds a group code per document (its language,
+    or one code for all); each group is selected on its own. A document without a score (NaN: an empty
+    text) is never kept and does not count in its group's size.
     """
     keep = np.zeros(len(scores), dtype=bool)
-    ranked = np.where(np.isnan(scores), -np.inf, scores)
     for group in np.unique(groups):
-        members = np.flatnonzero(groups == group)
-        order = members[np.lexsort((members, -ranked[members]))]
+        members = np.flatnonzero((groups == group) & ~np.isnan(scores))
+        order = members[np.lexsort((members, -scores[members]))]
         if rule == "quantile":
             count = math.floor(fraction * len(order) + 1e-9)
         elif rule == "token_budget":
@@ -139,15 +158,15 @@ class KeepDecision:
         """Which documents are kept, given the scores ``[n, tasks]`` of a shard's documents from ``offset`` on."""
         if self.rule == "all":
             return np.ones(len(scores), dtype=bool)
-        if self.rule == "threshold":
-            return threshold_mask(scores, self.thresholds, self.combine)
+        if self.rule in CUT_RULES:
+            return threshold_mask(scores, self.thresholds, self.combine, raw=self.rule == "raw_cut")
         if offset + len(scores) > self.count:
             raise MlfilterError(f"keep rule: the shard has more than the {self.count} documents that were ranked")
         return self._bits[offset : offset + len(scores)]
 
     def check_size(self, documents: int) -> None:
         """Raise unless a ranking decision covered exactly ``documents`` documents."""
-        if self.rule not in ("all", "threshold") and documents != self.count:
+        if self.rule not in ("all", *CUT_RULES) and documents != self.count:
             raise MlfilterError(f"keep rule: {self.count} documents were ranked, the shard has {documents}")
 
     def fingerprint(self) -> str:

@@ -10,7 +10,7 @@ from mlfilter.params import ParamsError
 LongDocuments = Literal["truncate", "chunk"]
 ChunkAggregate = Literal["mean", "max"]
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
-KeepRuleName = Literal["threshold", "quantile", "token_budget", "all"]
+KeepRuleName = Literal["threshold", "raw_cut", "quantile", "token_budget", "all"]
 Combine = Literal["all", "any"]
 
 
@@ -55,11 +55,14 @@ class KeepParams:
     """Which documents are written to the output.
 
     - ``threshold``: a document is kept when its scores reach ``thresholds`` (per task; a task not
-      listed uses its ``tasks[].threshold``) on ``all`` or ``any`` tasks.
+      listed uses its ``tasks[].threshold``) on ``all`` or ``any`` tasks. A score reaches ``t`` when, rounded
+      half up, it is ``>= t`` (FineWeb-Edu's ``int_score >= t``: 2.5 reaches 3), as in training and evaluate.
+    - ``raw_cut``: the same, but the raw score must be ``>= thresholds`` (no rounding).
     - ``quantile``: the best ``fraction`` of documents by the ``rank_by`` task score.
     - ``token_budget``: the best documents whose tokens add up to at most ``fraction`` of all tokens,
       or to at most ``max_tokens`` when set.
-    - ``all``: every document, with its scores attached.
+    - ``all``: every document, with its scores attached (``null`` for an empty or whitespace-only text,
+      which every other rule drops as ``empty_text``).
 
     Quantiles and budgets apply within each language when ``per_language`` (the default).
     """
@@ -102,7 +105,12 @@ class RayParams:
 
 @dataclass(frozen=True)
 class FilterParams:
-    """The ``filter:`` section: the corpus, the model, the scoring engine and the keep rule."""
+    """The ``filter:`` section: the corpus, the model, the scoring engine and the keep rule.
+
+    Parquet shards are written with their input's Arrow schema plus the ``score_field`` column. Input
+    Parquet files whose schemas differ stop the run naming both files (``parquet_schema: same``), or are
+    all written with the union of their schemas (``unify``).
+    """
 
     inputs: tuple[str, ...] = ("data/sample",)
     model: str = "models/annotator/final"
@@ -116,6 +124,7 @@ class FilterParams:
     keep: KeepParams = field(default_factory=KeepParams)
     ray: RayParams = field(default_factory=RayParams)
     sweep_step: float = 0.1
+    parquet_schema: Literal["same", "unify"] = "same"
 
     def __post_init__(self) -> None:
         if not self.inputs:

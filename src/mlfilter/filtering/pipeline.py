@@ -9,6 +9,7 @@ from typing import Any
 
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.keep_rules import (
+    CUT_RULES,
     KeepDecision,
     language_codes,
     rank_task_index,
@@ -23,6 +24,7 @@ from mlfilter.filtering.shards import (
     ShardSettings,
     histogram_edges,
     marker_matches,
+    parquet_output_schema,
     plan_shards,
     read_attribute_table,
     remove_orphans,
@@ -98,10 +100,11 @@ def plan_decisions(
     if keep.rule == "all":
         decision = KeepDecision("all")
         return {job.index: decision for job in jobs}, info
-    if keep.rule == "threshold":
+    if keep.rule in CUT_RULES:
         thresholds = resolve_thresholds(keep, task_names, task_thresholds)
-        decision = KeepDecision("threshold", tuple(thresholds.get(name) for name in task_names), keep.combine)
-        info.update(thresholds=thresholds, combine=keep.combine)
+        decision = KeepDecision(keep.rule, tuple(thresholds.get(name) for name in task_names), keep.combine)
+        passes = "score rounded half up >= threshold" if keep.rule == "threshold" else "raw score >= threshold"
+        info.update(thresholds=thresholds, combine=keep.combine, passes=passes)
         return {job.index: decision for job in jobs}, info
     task = rank_task_index(keep, task_names)
     table = read_attribute_table(jobs, task)
@@ -155,7 +158,7 @@ def run_filter(
     watch = Stopwatch()
     task_names, num_targets, model_thresholds = read_model_tasks(params.model)
     thresholds = {**model_thresholds, **(task_thresholds or {})}
-    if params.keep.rule == "threshold":
+    if params.keep.rule in CUT_RULES:
         resolve_thresholds(params.keep, task_names, thresholds)
     elif params.keep.rule in RANKING_RULES:
         rank_task_index(params.keep, task_names)
@@ -171,6 +174,7 @@ def run_filter(
         on_bad_record=params.on_bad_record,
         score_field=params.score_field,
         window=params.scoring.window,
+        parquet_schema=parquet_output_schema(jobs, params.score_field, params.parquet_schema),
     )
     fingerprints = source_fingerprints(jobs, settings.scoring_fingerprint)
     to_score = [
@@ -195,6 +199,7 @@ def run_filter(
         decisions, keep_info = plan_decisions(params, ready, task_names, thresholds)
         apply_fingerprints = {
             job.index: f"{fingerprints[job.index]}:{decisions[job.index].fingerprint()}:{params.score_field}"
+            f":{params.parquet_schema}"
             for job in ready
         }
         to_apply = [

@@ -31,6 +31,7 @@ from mlfilter.filtering.shards import (
     ShardReader,
     ShardSettings,
     apply_shard,
+    is_empty_text,
     windows_of,
 )
 
@@ -55,6 +56,7 @@ def _schema() -> Any:
             ("id", pa.string()),
             ("language", pa.string()),
             ("tokens", pa.int64()),
+            ("empty", pa.bool_()),
             ("windows", pa.list_(pa.list_(pa.int32()))),
             ("info", pa.string()),
         ]
@@ -123,6 +125,7 @@ def read_and_tokenize(
                         "id": pa.array([d.id for d in docs], pa.string()),
                         "language": pa.array([d.language for d in docs], pa.string()),
                         "tokens": pa.array(tokenized.tokens, pa.int64()),
+                        "empty": pa.array([is_empty_text(d.text) for d in docs], pa.bool_()),
                         "windows": tokenized_to_arrow(tokenized),
                         "info": pa.array([""] * len(docs), pa.string()),
                     },
@@ -138,6 +141,7 @@ def read_and_tokenize(
                 "id": [""],
                 "language": [None],
                 "tokens": [0],
+                "empty": [False],
                 "windows": pa.array([[]], pa.list_(pa.list_(pa.int32()))),
                 "info": [json.dumps(info)],
             },
@@ -277,6 +281,7 @@ class _DriverWriter:
             len(kinds), -1
         )
         tokens = table["tokens"].to_numpy()
+        empty = table["empty"].to_numpy(zero_copy_only=False)
         ids = table["id"].to_pylist()
         languages = table["language"].to_pylist()
         start = 0
@@ -286,7 +291,9 @@ class _DriverWriter:
                 stop += 1
             writer = self._writer(int(indexes[start]))
             if stop > start:
-                writer.add(ids[start:stop], languages[start:stop], scores[start:stop], tokens[start:stop])
+                writer.add(
+                    ids[start:stop], languages[start:stop], scores[start:stop], tokens[start:stop], empty[start:stop]
+                )
                 start = stop
                 continue
             info = json.loads(table["info"][start].as_py())

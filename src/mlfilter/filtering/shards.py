@@ -4,9 +4,12 @@ Each input shard goes through two steps, each ending with a completion marker wr
 output file (both atomic):
 
 1. **score**: every valid document's scores go to an attributes file (``id``, ``language``,
-   ``tokens``, ``scores``) — its marker holds the shard's counts and score histograms;
+   ``tokens``, ``scores``) — its marker holds the shard's counts and score histograms. An empty or
+   whitespace-only text has no score: ``null`` for every task, left out of the histograms and counted
+   as ``empty``;
 2. **apply**: the keep rule reads the attributes back and writes the kept documents, unchanged but
-   for the added scores, to the output shard of the same name.
+   for the added scores, to the output shard of the same name. Empty documents are kept with ``null``
+   scores under the ``all`` rule and dropped as ``empty_text`` under every other rule.
 
 Markers live in a hidden folder beside each output folder (``data/.filtered.markers/<name>.done`` for
 ``data/filtered/<name>``), never inside it: a glob of the output folder sees only data, and the
@@ -39,12 +42,22 @@ from mlfilter.atomic import write_json
 from mlfilter.documents import Document, document_from_record
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.keep_rules import UNKNOWN_LANGUAGE, KeepDecision
-from mlfilter.records import RecordFormatError, RecordWriter, expand_inputs, is_remote, iter_records
+from mlfilter.records import (
+    RecordFormatError,
+    RecordWriter,
+    expand_inputs,
+    is_remote,
+    iter_records,
+    open_binary,
+    record_format,
+)
 
 FORMAT_VERSION = 1
 MARKER_SUFFIX = ".done"
 ATTRIBUTES_SUFFIX = ".jsonl.zst"
 SCORE_DECIMALS = 6
+#: The reason an empty or whitespace-only document is dropped (the annotate and train stages use it too).
+EMPTY_TEXT = "empty_text"
 _RECORD_SUFFIXES = (".jsonl", ".json", ".ndjson", ".parquet")
 _COMPRESSION_SUFFIXES = (".gz", ".zst")
 
@@ -85,6 +98,8 @@ class ShardSettings:
     on_bad_record: str = "skip"
     score_field: str = "scores"
     window: int = 4096
+    #: Arrow schema of every Parquet output shard (the input's plus the score column); None without Parquet.
+    parquet_schema: Any = None
 
 
 @dataclass
@@ -291,6 +306,46 @@ class ShardReader:
         return self.documents + sum(self.dropped.values())
 
 
+def parquet_output_schema(jobs: Sequence[ShardJob], score_field: str, policy: str) -> Any:
+    """The Arrow schema of the Parquet output shards: the inputs' schema plus ``score_field`` (list of float64).
+
+    Reads only the footers. ``policy`` ``same``: every Parquet input must have the first one's schema, else
+    :class:`ShardError` names both files; ``unify``: the union of all their schemas. None without Parquet input.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sources = [job.source for job in jobs if record_format(job.source) == "parquet"]
+    schemas = []
+    for source in sources:
+        with open_binary(source) as handle:
+            schemas.append(pq.read_schema(handle).remove_metadata())
+    if not schemas:
+        return None
+    for source, schema in zip(sources[1:], schemas[1:], strict=True):
+        if policy == "same" and not schema.equals(schemas[0]):
+            raise ShardError(
+                f"{sources[0]} and {source} have different Parquet schemas ({_schema_difference(schemas[0], schema)}); "
+                "make them agree, or set filter.parquet_schema: unify to write both with the union of their columns"
+            )
+    try:
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ShardError(f"the Parquet inputs' schemas cannot be unified: {exc}") from None
+    scores = pa.field(score_field, pa.list_(pa.float64()))
+    index = schema.get_field_index(score_field)
+    return schema.set(index, scores) if index >= 0 else schema.append(scores)
+
+
+def _schema_difference(first: Any, second: Any) -> str:
+    for name in dict.fromkeys([*first.names, *second.names]):
+        a = first.field(name).type if name in first.names else "missing"
+        b = second.field(name).type if name in second.names else "missing"
+        if str(a) != str(b):
+            return f"column {name!r}: {a} vs {b}"
+    return "column order or nullability"
+
+
 def windows_of(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     """Consecutive lists of ``size`` items (the last one shorter)."""
     window: list[Any] = []
@@ -354,6 +409,11 @@ class ShardStats:
         return dict(sorted(self.languages.items()))
 
 
+def is_empty_text(text: str) -> bool:
+    """True for a text with nothing to score: empty or whitespace only."""
+    return not text.strip()
+
+
 def round_scores(scores: np.ndarray) -> np.ndarray:
     """Scores as written to files: float64 rounded to :data:`SCORE_DECIMALS` decimals."""
     return np.round(scores.astype(np.float64), SCORE_DECIMALS)
@@ -369,14 +429,27 @@ class AttributeWriter:
         self.stats = ShardStats(settings.task_names, settings.histogram_edges)
         self.writer = RecordWriter(job.attributes)
         self.tokens = 0
+        self.empty = 0
 
-    def add(self, ids: Sequence[str], languages: Sequence[str | None], scores: np.ndarray, tokens: np.ndarray) -> None:
-        """Append the scores of consecutive documents."""
+    def add(
+        self,
+        ids: Sequence[str],
+        languages: Sequence[str | None],
+        scores: np.ndarray,
+        tokens: np.ndarray,
+        empty: np.ndarray,
+    ) -> None:
+        """Append the scores ``[n, tasks]`` of consecutive documents; rows flagged ``empty`` get ``null`` scores."""
         rounded = round_scores(scores)
-        for doc_id, language, count, row in zip(ids, languages, tokens.tolist(), rounded.tolist(), strict=True):
-            self.writer.write({"id": doc_id, "language": language, "tokens": count, "scores": row})
-        self.stats.add(rounded, tokens, languages)
+        nulls = [None] * rounded.shape[1]
+        for doc_id, language, count, row, blank in zip(
+            ids, languages, tokens.tolist(), rounded.tolist(), empty.tolist(), strict=True
+        ):
+            self.writer.write({"id": doc_id, "language": language, "tokens": count, "scores": nulls if blank else row})
+        scored = ~empty
+        self.stats.add(rounded[scored], tokens[scored], [lang for lang, s in zip(languages, scored, strict=True) if s])
         self.tokens += int(tokens.sum())
+        self.empty += int(empty.sum())
 
     def finish(self, dropped: Counter[str], seconds: float) -> ShardOutcome:
         """Close the scores file, then write the marker."""
@@ -387,6 +460,7 @@ class AttributeWriter:
                 "fingerprint": self.fingerprint,
                 "source": self.job.source,
                 "documents": self.writer.count,
+                "empty": self.empty,
                 "tokens": self.tokens,
                 "dropped": dict(sorted(dropped.items())),
                 "languages": self.stats.as_dict(),
@@ -409,7 +483,8 @@ def score_shard(job: ShardJob, settings: ShardSettings, fingerprint: str, scorer
     try:
         for items, scored in scorer.score_stream(windows_of(reader, settings.window), lambda item: item[1].text):
             docs = [document for _, document in items]
-            writer.add([d.id for d in docs], [d.language for d in docs], scored.scores, scored.tokens)
+            empty = np.fromiter((is_empty_text(d.text) for d in docs), bool, len(docs))
+            writer.add([d.id for d in docs], [d.language for d in docs], scored.scores, scored.tokens, empty)
     except (MlfilterError, OSError) as exc:
         writer.abort()
         return ShardOutcome(job.index, "score", str(exc), reader.seen, 0, time.perf_counter() - start)
@@ -433,7 +508,8 @@ def apply_shard(job: ShardJob, settings: ShardSettings, decision: KeepDecision, 
     reader = ShardReader(job.source, settings.fields, settings.on_bad_record)
     kept_by_language: dict[str, list[int]] = {}
     dropped: Counter[str] = Counter()
-    writer = RecordWriter(job.output)
+    parquet = record_format(str(job.output)) == "parquet"
+    writer = RecordWriter(job.output, schema=settings.parquet_schema if parquet else None)
     try:
         attributes = iter_attributes(job.attributes)
         offset = 0
@@ -448,6 +524,9 @@ def apply_shard(job: ShardJob, settings: ShardSettings, decision: KeepDecision, 
             keep = decision.keeps(scores, offset)
             offset += len(items)
             for ((record, document), attribute), kept in zip(items, keep.tolist(), strict=True):
+                if is_empty_text(document.text) and decision.rule != "all":
+                    dropped[EMPTY_TEXT] += 1
+                    continue
                 if not kept:
                     dropped[decision.drop_reason] += 1
                     continue
@@ -458,13 +537,13 @@ def apply_shard(job: ShardJob, settings: ShardSettings, decision: KeepDecision, 
         if next(attributes, None) is not None or offset != reader.documents:
             raise ShardError(f"{job.source}: its scores file {job.attributes} has a different number of documents")
         decision.check_size(offset)
+        writer.close()
     except (MlfilterError, OSError) as exc:
         writer.abort()
         return ShardOutcome(job.index, "apply", str(exc), reader.seen, 0, time.perf_counter() - start)
     except BaseException:
         writer.abort()
         raise
-    writer.close()
     kept_tokens = sum(tokens for _, tokens in kept_by_language.values())
     write_json(
         job.output_marker,

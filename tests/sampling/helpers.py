@@ -64,11 +64,20 @@ class WarcFile:
         status: str = "200 OK",
         *,
         rid: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> WarcFile:
-        """Add a request/response pair."""
+        """Add a request/response pair; ``headers`` are extra HTTP headers (the body is stored as given)."""
         self.records.append({"kind": "request", "url": url})
         self.records.append(
-            {"kind": "response", "url": url, "body": body, "content_type": content_type, "status": status, "id": rid}
+            {
+                "kind": "response",
+                "url": url,
+                "body": body,
+                "content_type": content_type,
+                "status": status,
+                "id": rid,
+                "headers": headers,
+            }
         )
         return self
 
@@ -104,7 +113,9 @@ def _record(writer: WARCWriter, spec: dict[str, Any], index: int):  # type: igno
             warc_content_type="text/plain",
             warc_headers_dict={"WARC-Record-ID": record_id(url, "conversion")},
         )
-    http_headers = StatusAndHeaders(spec["status"], [("Content-Type", spec["content_type"])], protocol="HTTP/1.1")
+    http_headers = StatusAndHeaders(
+        spec["status"], [("Content-Type", spec["content_type"]), *spec["headers"]], protocol="HTTP/1.1"
+    )
     return writer.create_warc_record(
         url,
         "response",

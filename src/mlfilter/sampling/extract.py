@@ -31,12 +31,15 @@ def html_encoding(payload: bytes, declared: str | None) -> str:
 def decode_html(payload: bytes, declared: str | None = None) -> str:
     """Decode an HTML payload to text (see :func:`html_encoding`); undecodable bytes are replaced.
 
-    A charset Python does not know falls back to the page's ``<meta>`` or a guess.
+    A declared charset that Python does not know, or that the bytes are not valid in (a server saying
+    ``utf-8`` for a Latin-1 page), falls back to the page's ``<meta>`` or a guess.
     """
-    try:
-        return bytes_to_str(payload, html_encoding(payload, declared), errors="replace")
-    except LookupError:
-        return bytes_to_str(payload, html_encoding(payload, None), errors="replace")
+    if declared and not payload.startswith(UTF8_BOM):
+        try:
+            payload.decode(declared)
+        except (LookupError, UnicodeDecodeError):
+            declared = None
+    return bytes_to_str(payload, html_encoding(payload, declared), errors="replace")
 
 
 class ExtractionTimeout(BaseException):

@@ -32,8 +32,9 @@ def document_id(entry: WarcEntry) -> str:
 class WarcDocumentReader:
     """WARC ``response``/``resource`` records with status 200 and an HTML payload → main text;
     WET ``conversion`` records → their text. Everything else is dropped under a named reason:
-    ``record_type:<type>``, ``http_status:<code>``, ``not_html``, ``not_text``, ``extraction_error``,
-    ``extraction_timeout`` (a page taking longer than ``timeout_s``), ``no_text``.
+    ``record_type:<type>``, ``http_status:<code>``, ``undecodable_body`` (a chunked, gzip, deflate, br or
+    zstd body that does not decode), ``not_html``, ``not_text``, ``extraction_error``, ``extraction_timeout``
+    (a page taking longer than ``timeout_s``), ``no_text``.
     """
 
     def __init__(self, extractor: Extractor, timeout_s: float = 0.0) -> None:
@@ -52,6 +53,8 @@ class WarcDocumentReader:
             return Dropped(f"record_type:{entry.record_type}")
         if entry.http_status is not None and entry.http_status != 200:
             return Dropped(f"http_status:{entry.http_status}")
+        if entry.undecodable is not None:
+            return Dropped("undecodable_body")
         if entry.record_type == "conversion":
             if entry.content_type not in TEXT_TYPES or entry.payload is None:
                 return Dropped("not_text")

@@ -4,10 +4,16 @@ Gzip-compressed files are decompressed here, member by member, rather than insid
 how a corrupt or truncated member is caught (FastWARC stops silently at a truncated one) and how each
 record gets the byte offset of its gzip member — the ``offset`` Common Crawl's index uses. Memory
 stays constant: one read buffer and one record payload at a time.
+
+HTTP bodies are stored as sent (wget, warcprox, Heritrix): FastWARC reads them raw, so the record's
+length check holds, and :func:`decode_http_body` then undoes the ``Transfer-Encoding`` (chunked) and the
+``Content-Encoding`` (gzip, deflate, br, zstd; several in the order applied). A body that cannot be decoded
+is reported on its entry (``undecodable``) and the next record is read as usual.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -178,6 +184,91 @@ class WarcEntry:
     content_type: str | None = None
     charset: str | None = None
     payload: bytes | None = None
+    transfer_encoding: str | None = None
+    content_encoding: str | None = None
+    #: Why the HTTP body could not be decoded (``payload`` is then None).
+    undecodable: str | None = None
+
+
+class UndecodableBody(ValueError):
+    """An HTTP body does not decode under its declared transfer or content encoding."""
+
+
+_CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]+")
+
+
+def dechunk(body: bytes) -> bytes:
+    """The body of a ``Transfer-Encoding: chunked`` message (RFC 9112 §7.1), chunk extensions and trailers ignored.
+
+    A body that does not start with a chunk-size line is returned unchanged: some crawlers store bodies
+    already de-chunked but keep the header. A chunk cut short raises :class:`UndecodableBody`.
+    """
+    first = body.split(b"\r\n", 1)[0].split(b";", 1)[0].strip()
+    if not _CHUNK_SIZE.fullmatch(first):
+        return body
+    parts = []
+    position = 0
+    while True:
+        end = body.find(b"\r\n", position)
+        if end < 0:
+            raise UndecodableBody(f"chunked body ends inside a chunk-size line at byte {position}")
+        size_text = body[position:end].split(b";", 1)[0].strip()
+        if not _CHUNK_SIZE.fullmatch(size_text):
+            raise UndecodableBody(f"invalid chunk size {size_text[:20]!r} at byte {position}")
+        size = int(size_text, 16)
+        start = end + 2
+        if size == 0:
+            return b"".join(parts)
+        if start + size > len(body):
+            raise UndecodableBody(f"chunk of {size} bytes at byte {start} is cut short ({len(body) - start} present)")
+        parts.append(body[start : start + size])
+        position = start + size
+        if body[position : position + 2] == b"\r\n":
+            position += 2
+
+
+def _decode_content(body: bytes, coding: str) -> bytes:
+    if coding in ("gzip", "x-gzip"):
+        if not body.startswith(GZIP_MAGIC):
+            return body  # stored decoded by the crawler, header kept
+        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        decoded = inflater.decompress(body)
+        if not inflater.eof:
+            raise UndecodableBody("content encoding gzip: the body ends inside the gzip stream")
+        return decoded
+    if coding == "deflate":  # RFC 9110: zlib format; some servers send raw deflate
+        try:
+            return zlib.decompress(body)
+        except zlib.error:
+            return zlib.decompress(body, -zlib.MAX_WBITS)
+    if coding == "br":
+        import brotli
+
+        return brotli.decompress(body)
+    if coding == "zstd":
+        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
+    raise UndecodableBody(f"unsupported content encoding {coding!r}")
+
+
+def decode_http_body(body: bytes, transfer_encoding: str | None, content_encoding: str | None) -> bytes:
+    """The payload as the server meant it: transfer coding (chunked) removed, then content codings undone.
+
+    Codings are comma-separated and undone last-applied first; ``identity`` is a no-op. Raises
+    :class:`UndecodableBody` when the body does not decode.
+    """
+    if transfer_encoding and "chunked" in transfer_encoding.lower():
+        body = dechunk(body)
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
+    for coding in reversed(codings):
+        if coding == "identity":
+            continue
+        try:
+            body = _decode_content(body, coding)
+        except UndecodableBody:
+            raise
+        except Exception as exc:  # zlib.error, brotli.error, ZstdError: a corrupt body
+            raise UndecodableBody(f"content encoding {coding}: {exc}") from None
+    return body
 
 
 def iter_warc_entries(raw: IO[bytes], path: str) -> Iterator[WarcEntry]:
@@ -231,6 +322,7 @@ def _entries(records: ArchiveIterator, reader: GzipMemberReader | _PlainReader, 
         if entry.content_type in PAYLOAD_TYPES and entry.http_status in (None, 200):
             entry.payload = record.reader.read()
             present = len(entry.payload)
+            _decode_payload(entry)
         else:
             present = _consume(record)
         if present < expected:
@@ -242,8 +334,20 @@ def _entries(records: ArchiveIterator, reader: GzipMemberReader | _PlainReader, 
         yield entry
 
 
+def _decode_payload(entry: WarcEntry) -> None:
+    if entry.payload is None or not (entry.transfer_encoding or entry.content_encoding):
+        return
+    try:
+        entry.payload = decode_http_body(entry.payload, entry.transfer_encoding, entry.content_encoding)
+    except UndecodableBody as exc:
+        entry.payload = None
+        entry.undecodable = str(exc)
+
+
 def _describe_payload(entry: WarcEntry, record: WarcRecord) -> None:
     if record.http_headers is not None:
+        entry.transfer_encoding = record.http_headers.get("Transfer-Encoding")
+        entry.content_encoding = record.http_headers.get("Content-Encoding")
         entry.http_status = record.http_headers.status_code
         entry.content_type = record.http_content_type
         entry.charset = record.http_charset if _declares_charset(record.http_headers) else None

@@ -297,9 +297,7 @@ class RecordWriter:
     are the same thing; values of one field must share a type (else :class:`RecordFormatError`).
     """
 
-    def __init__(
-        self, path: str | os.PathLike[str], *, parquet_batch: int = 10_000, schema: Any | None = None
-    ) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, parquet_batch: int = 10_000, schema: Any | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.count = 0
@@ -320,7 +318,7 @@ class RecordWriter:
             self._handle.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
             return
         self._pending.append(record)
-        if len(self._pending) >= self._parquet_batch:
+        if len(self._pending) % self._parquet_batch == 0:
             self._flush_parquet()
 
     def write_many(self, records: Iterable[dict[str, Any]]) -> None:
@@ -328,7 +326,7 @@ class RecordWriter:
         for record in records:
             self.write(record)
 
-    def _flush_parquet(self) -> None:
+    def _flush_parquet(self, final: bool = False) -> None:
         import pyarrow as pa
 
         if not self._pending:
@@ -336,6 +334,16 @@ class RecordWriter:
         rows, self._pending = self._pending, []
         try:
             schema = self._schema if self._schema is not None else self._widened_schema(rows)
+            if not schema.names:  # Parquet stores columns: rows without any field wait for a first field
+                if final:
+                    raise RecordFormatError(
+                        str(self.path),
+                        None,
+                        f"{len(rows)} record(s) without any field: Parquet cannot hold them",
+                        "schema_mismatch",
+                    )
+                self._pending = rows
+                return
             if self._schema is not None:
                 self._check_keys(rows)
             if self._parquet_writer is None or self._parquet_writer.schema != schema:
@@ -387,7 +395,7 @@ class RecordWriter:
             if self._handle is not None:
                 self._handle.close()
             else:
-                self._flush_parquet()
+                self._flush_parquet(final=True)
                 if self._parquet_writer is None:
                     import pyarrow as pa
                     import pyarrow.parquet as pq

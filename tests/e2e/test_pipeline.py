@@ -27,6 +27,21 @@ ALL_STAGES = {
 }
 
 
+def assert_reports_are_strict_json(root: Path) -> int:
+    """Every JSON file under ``reports/`` parses with a strict parser (no NaN, no Infinity); returns how many."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    paths = sorted((root / "reports").rglob("*.json"))
+    for path in paths:
+        try:
+            json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
+        except ValueError as exc:
+            raise AssertionError(f"{path.relative_to(root)}: {exc}") from None
+    return len(paths)
+
+
 def _new_prompt_version(repo: PipelineRepo) -> str:
     """Write prompts/educational_v2.yaml: v1 with a reworded English system message."""
     prompt = yaml.safe_load((repo.root / "prompts/educational_v1.yaml").read_text())
@@ -53,6 +68,7 @@ def test_pipeline_runs_end_to_end_and_reruns_only_what_changed(tmp_path: Path) -
         "data/filtered",
     ):
         assert (repo.root / output).exists(), output
+    assert assert_reports_are_strict_json(repo.root) >= 6  # sample, aggregate, split, train, evaluate, filter …
     sample_report = json.loads((repo.root / "reports/sample.json").read_text())
     assert sample_report["documents_kept"] == 24
     assert sample_report["records"]["seen"] == sample_report["records"]["kept"] + sum(

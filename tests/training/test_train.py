@@ -13,6 +13,7 @@ import yaml
 from ruamel.yaml import YAML
 from transformers import AutoModel, AutoTokenizer, Trainer
 
+from mlfilter.errors import MlfilterError
 from mlfilter.modeling import AnnotatorModel
 from mlfilter.params import load_section
 from mlfilter.training.data import read_labeled
@@ -149,6 +150,17 @@ def test_a_task_missing_from_val_gives_null_with_a_reason_in_strict_metrics_json
     assert metrics["val"]["mean"]["mae"] == metrics["val"]["educational"]["mae"] is not None
     assert "spearman_digits" not in metrics.get("eval", {}) and "spearman_educational" in metrics["eval"]
     assert "n/a" in (tmp_path / "final" / "README.md").read_text()
+
+    with pytest.raises(MlfilterError, match="best_metric: spearman_digits is undefined.*no label for task 'digits'"):
+        train_from_files(
+            str(train_path),
+            str(val_path),
+            params=tiny_params(best_metric="spearman_digits"),
+            tasks=(EDUCATIONAL, DIGITS),
+            seed=3,
+            output_dir=tmp_path / "other",
+            live_dir=tmp_path / "other-live",
+        )
 
 
 def test_fast_path_matches_the_full_model_with_a_frozen_base(tmp_path: Path, splits, tiny_params) -> None:

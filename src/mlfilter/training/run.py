@@ -133,6 +133,12 @@ def train_annotator(
     watch = Stopwatch()
     task_names = tuple(t.name for t in tasks)
     metric = metric_key(params.best_metric, task_names)
+    for index, name in enumerate(task_names):
+        if metric.endswith(f"_{name}") and np.isnan(val.labels[:, index]).all():
+            raise MlfilterError(
+                f"training.best_metric: {params.best_metric} is undefined, the validation split has no label for "
+                f"task {name!r}; choose a metric of another task or the mean (e.g. spearman_mean)"
+            )
     set_seed(seed)
     model, tokenizer = load_base(params, tasks)
     model.heads.init_from_label_prior(torch.from_numpy(train.labels))

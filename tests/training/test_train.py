@@ -151,7 +151,7 @@ def test_a_task_missing_from_val_gives_null_with_a_reason_in_strict_metrics_json
     assert "spearman_digits" not in metrics.get("eval", {}) and "spearman_educational" in metrics["eval"]
     assert "n/a" in (tmp_path / "final" / "README.md").read_text()
 
-    with pytest.raises(MlfilterError, match="best_metric: spearman_digits is undefined.*no label for task 'digits'"):
+    with pytest.raises(MlfilterError, match=r"best_metric: spearman_digits is undefined.*no label for task 'digits'"):
         train_from_files(
             str(train_path),
             str(val_path),

@@ -333,7 +333,8 @@ class RecordWriter:
             return
         rows, self._pending = self._pending, []
         try:
-            schema = self._schema if self._schema is not None else self._widened_schema(rows)
+            inferred = None if self._schema is not None else pa.Table.from_struct_array(pa.array(rows))
+            schema = self._schema if inferred is None else self._widened_schema(inferred.schema)
             if not schema.names:  # Parquet stores columns: rows without any field wait for a first field
                 if final:
                     raise RecordFormatError(
@@ -348,17 +349,19 @@ class RecordWriter:
                 self._check_keys(rows)
             if self._parquet_writer is None or self._parquet_writer.schema != schema:
                 self._open_parquet(schema)
-            self._parquet_writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+            if inferred is not None and inferred.schema == schema:
+                self._parquet_writer.write_table(inferred)
+            else:
+                self._parquet_writer.write_table(pa.Table.from_pylist(rows, schema=schema))
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             raise RecordFormatError(
                 str(self.path), None, f"records do not fit one Parquet schema: {exc}", "schema_mismatch"
             ) from None
 
-    def _widened_schema(self, rows: list[dict[str, Any]]) -> Any:
-        """The schema so far unified with the one inferred over every key of ``rows``."""
+    def _widened_schema(self, inferred: Any) -> Any:
+        """The schema so far unified with ``inferred`` (the one of the new rows, over every key)."""
         import pyarrow as pa
 
-        inferred = pa.Table.from_struct_array(pa.array(rows)).schema
         if self._parquet_writer is None:
             return inferred
         return pa.unify_schemas([self._parquet_writer.schema, inferred], promote_options="permissive")

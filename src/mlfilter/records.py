@@ -349,10 +349,8 @@ class RecordWriter:
                 self._check_keys(rows)
             if self._parquet_writer is None or self._parquet_writer.schema != schema:
                 self._open_parquet(schema)
-            if inferred is not None and inferred.schema == schema:
-                self._parquet_writer.write_table(inferred)
-            else:
-                self._parquet_writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+            table = _conform(inferred, schema) if inferred is not None else None
+            self._parquet_writer.write_table(table if table is not None else pa.Table.from_pylist(rows, schema=schema))
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             raise RecordFormatError(
                 str(self.path), None, f"records do not fit one Parquet schema: {exc}", "schema_mismatch"
@@ -389,7 +387,10 @@ class RecordWriter:
         if previous is not None:
             with pq.ParquetFile(previous) as parquet:
                 for batch in parquet.iter_batches(batch_size=self._parquet_batch):
-                    self._parquet_writer.write_table(pa.Table.from_pylist(batch.to_pylist(), schema=schema))
+                    table = _conform(pa.Table.from_batches([batch]), schema)
+                    if table is None:
+                        table = pa.Table.from_pylist(batch.to_pylist(), schema=schema)
+                    self._parquet_writer.write_table(table)
             previous.unlink()
 
     def close(self) -> None:
@@ -430,6 +431,28 @@ class RecordWriter:
             self.close()
         else:
             self.abort()
+
+
+def _conform(table: Any, schema: Any) -> Any:
+    """``table`` cast to the wider ``schema`` column by column (missing columns null), or None when Arrow cannot.
+
+    Arrow casts a struct to one with more or reordered fields by name in recent releases; where it cannot,
+    the caller converts the rows again.
+    """
+    import pyarrow as pa
+
+    if table.schema == schema:
+        return table
+    try:
+        columns = [
+            table.column(name).cast(schema.field(name).type)
+            if name in table.column_names
+            else pa.nulls(len(table), schema.field(name).type)
+            for name in schema.names
+        ]
+        return pa.Table.from_arrays(columns, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
 
 
 class ShardedWriter:

@@ -47,6 +47,7 @@ def test_dvc_repro_filter_then_a_keep_change_reuses_the_scores(
         ("git", "config", "user.email", "t@example.org"),
         ("git", "config", "user.name", "t"),
         ("dvc", "init", "-q"),
+        ("cp", "-r", str(ROOT / ".dvc" / "plots"), str(repo / ".dvc" / "plots")),  # the custom plot templates
         ("git", "add", "-A"),
         ("git", "commit", "-qm", "filter stage"),
     ):

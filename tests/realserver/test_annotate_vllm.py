@@ -1,5 +1,5 @@
-"""The annotate stage against a real vLLM server: generate with n = 3, logprobs with the reply prefix, an unknown
-model, kill -9 + rerun.
+"""The annotate stage against a real vLLM server: generate with n = 3, logprobs with the reply prefix, json mode,
+an unknown model, kill -9 + rerun.
 
 Each test runs the stage script as DVC runs it (``stages/annotate.py`` in its own process, the server's URL in
 ``OPENAI_BASE_URL``) on 24 short real documents, and checks what the server itself counted on ``/metrics``.
@@ -189,6 +189,29 @@ def test_logprobs_with_reply_prefix(
         assert len(distribution) == 6
         assert sum(distribution) == pytest.approx(1.0, abs=1e-5)  # rounded to 6 decimals
         assert 0 <= record["scores"]["educational"][0] <= 5
+
+
+def test_json_mode_replies_follow_the_schema(vllm_server: RealServer, documents: Path, tmp_path: Path) -> None:
+    """score_mode json: vLLM constrains every reply to ``{"score": <label>}``, so every generation is valid."""
+    params = annotator_params(
+        vllm_server,
+        score_mode="json",
+        force_reply_prefix=False,
+        sampling={"temperature": 0.0, "max_new_tokens": 24},
+        max_invalid_fraction=0.0,  # the schema leaves the model no way to be invalid: the budget holds at 0
+    )
+    stage = Stage(tmp_path, vllm_server, documents, params)
+    before = vllm_server.finished_requests()
+    report = stage.run()
+    assert vllm_server.finished_requests() - before == 24
+    records = stage.records()
+    assert len(records) == 24
+    for record in records:
+        assert record["status"]["educational"] == ["ok"], record
+        reply = json.loads(record["replies"]["educational"][0])
+        assert set(reply) == {"score"} and reply["score"] in range(6), reply
+        assert record["scores"]["educational"] == [reply["score"]]
+    assert report["requests"]["failed"] == 0
 
 
 def test_unknown_model_fails_with_the_servers_reason(vllm_server: RealServer, documents: Path, tmp_path: Path) -> None:

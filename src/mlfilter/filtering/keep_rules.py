@@ -1,6 +1,7 @@
 """Keep rules: which scored documents go to the output, and the named reason for each one dropped.
 
-Thresholds decide per document. Quantiles and token budgets rank documents within each language (or
+Thresholds decide per document: the task thresholds, or (``thresholds: calibrated``) the cuts on the raw
+score that training calibrated on the validation split (``calibrated_thresholds`` in the model config). Quantiles and token budgets rank documents within each language (or
 over the whole corpus) by one task's score, best first, ties in input order, and keep a prefix:
 
 - ``quantile``: the best ``floor(fraction × n)`` documents of a language with ``n`` documents;
@@ -23,18 +24,45 @@ import numpy as np
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.params import KeepParams
 
-DROP_REASONS = {"threshold": "below_threshold", "quantile": "below_quantile", "token_budget": "over_token_budget"}
+DROP_REASONS = {
+    "threshold": "below_threshold",
+    "calibrated": "below_calibrated_threshold",
+    "quantile": "below_quantile",
+    "token_budget": "over_token_budget",
+}
+#: ``filter.keep.thresholds`` value that selects the model's calibrated cuts.
+CALIBRATED = "calibrated"
 UNKNOWN_LANGUAGE = "unknown"
 
 
 def resolve_thresholds(
-    keep: KeepParams, task_names: Sequence[str], task_thresholds: Mapping[str, float]
+    keep: KeepParams,
+    task_names: Sequence[str],
+    task_thresholds: Mapping[str, float],
+    calibrated: Sequence[float | None] | None = None,
 ) -> dict[str, float]:
     """The thresholds a ``threshold`` rule applies, by task name.
 
     ``keep.thresholds`` when given (its tasks must be the model's), else every model task's
-    threshold from ``task_thresholds`` (the ``tasks`` list of params.yaml).
+    threshold from ``task_thresholds`` (the ``tasks`` list of params.yaml). With ``keep.thresholds:
+    calibrated``, the model's calibrated cuts ``calibrated`` (one per task, in task order).
+
+    Raises:
+        MlfilterError: an unknown task, a task without a threshold, or calibrated cuts the model lacks.
     """
+    if keep.thresholds == CALIBRATED:
+        if calibrated is None:
+            raise MlfilterError(
+                "filter.keep.thresholds: calibrated, but the model has no calibrated cuts (retrain it with this "
+                "version of mlfilter, or give thresholds per task)"
+            )
+        for name, cut in zip(task_names, calibrated, strict=True):
+            if cut is None:
+                raise MlfilterError(
+                    f"filter.keep.thresholds: calibrated, but task {name!r} has no calibrated cut (its validation "
+                    "split had no document on one side of the threshold); give thresholds per task"
+                )
+        return {name: float(cut) for name, cut in zip(task_names, calibrated, strict=True)}
     unknown = sorted(set(keep.thresholds) - set(task_names))
     if unknown:
         raise MlfilterError(
@@ -54,10 +82,15 @@ def resolve_thresholds(
 
 def threshold_mask(scores: np.ndarray, thresholds: Sequence[float | None], combine: str) -> np.ndarray:
     """Documents whose scores reach the thresholds (``None`` = task not used) on all or any tasks."""
-    used = [i for i, t in enumerate(thresholds) if t is not None]
+    return cut_mask(scores, thresholds, combine)
+
+
+def cut_mask(scores: np.ndarray, cuts: Sequence[float | None], combine: str) -> np.ndarray:
+    """Documents whose raw scores ``[n, tasks]`` are ``>=`` the cuts (``None`` = task not used) on all or any tasks."""
+    used = [i for i, t in enumerate(cuts) if t is not None]
     if not used:
         return np.ones(len(scores), dtype=bool)
-    passed = scores[:, used] >= np.asarray([thresholds[i] for i in used], dtype=np.float64)
+    passed = scores[:, used] >= np.asarray([cuts[i] for i in used], dtype=np.float64)
     return passed.all(axis=1) if combine == "all" else passed.any(axis=1)
 
 
@@ -141,13 +174,15 @@ class KeepDecision:
             return np.ones(len(scores), dtype=bool)
         if self.rule == "threshold":
             return threshold_mask(scores, self.thresholds, self.combine)
+        if self.rule == "calibrated":
+            return cut_mask(scores, self.thresholds, self.combine)
         if offset + len(scores) > self.count:
             raise MlfilterError(f"keep rule: the shard has more than the {self.count} documents that were ranked")
         return self._bits[offset : offset + len(scores)]
 
     def check_size(self, documents: int) -> None:
         """Raise unless a ranking decision covered exactly ``documents`` documents."""
-        if self.rule not in ("all", "threshold") and documents != self.count:
+        if self.rule not in ("all", "threshold", "calibrated") and documents != self.count:
             raise MlfilterError(f"keep rule: {self.count} documents were ranked, the shard has {documents}")
 
     def fingerprint(self) -> str:

@@ -55,7 +55,8 @@ class KeepParams:
     """Which documents are written to the output.
 
     - ``threshold``: a document is kept when its scores reach ``thresholds`` (per task; a task not
-      listed uses its ``tasks[].threshold``) on ``all`` or ``any`` tasks.
+      listed uses its ``tasks[].threshold``) on ``all`` or ``any`` tasks; ``thresholds: calibrated``
+      uses the cuts on the raw score that training calibrated on the validation split.
     - ``quantile``: the best ``fraction`` of documents by the ``rank_by`` task score.
     - ``token_budget``: the best documents whose tokens add up to at most ``fraction`` of all tokens,
       or to at most ``max_tokens`` when set.
@@ -65,7 +66,7 @@ class KeepParams:
     """
 
     rule: KeepRuleName = "threshold"
-    thresholds: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, float] | Literal["calibrated"] = field(default_factory=dict)
     combine: Combine = "all"
     fraction: float = 0.1
     max_tokens: int | None = None

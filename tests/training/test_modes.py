@@ -38,7 +38,7 @@ def test_auto_keeps_the_better_mode_on_val_and_the_filter_keeps_at_its_calibrate
         finetune_max_length=32,
         finetune_batch_size=8,
     )
-    result = train_from_files(
+    train_from_files(
         str(train_path),
         str(val_path),
         params=params,

@@ -1,8 +1,9 @@
 """Keep rules: which scored documents go to the output, and the named reason for each one dropped.
 
-Thresholds decide per document: the task thresholds, or (``thresholds: calibrated``) the cuts on the raw
-score that training calibrated on the validation split (``calibrated_thresholds`` in the model config). Quantiles and token budgets rank documents within each language (or
-over the whole corpus) by one task's score, best first, ties in input order, and keep a prefix:
+Thresholds decide per document: the task thresholds, or (``thresholds: calibrated``) the cuts on the
+raw score that training calibrated on the validation split (``calibrated_thresholds`` in the model
+config). Quantiles and token budgets rank documents within each language (or over the whole corpus) by
+one task's score, best first, ties in input order, and keep a prefix:
 
 - ``quantile``: the best ``floor(fraction × n)`` documents of a language with ``n`` documents;
 - ``token_budget``: the longest best-first prefix whose tokens add up to at most the budget —

@@ -53,6 +53,7 @@ def timed_run(
 ) -> tuple[float, dict]:
     """Wall seconds of one full training run (model load, embedding or encoding, training, saving)."""
     values = {
+        "mode": "frozen",
         "early_stopping_patience": 0,
         "logging_steps": 10,
         "embedding_cache_dir": str(scratch / "embeddings"),

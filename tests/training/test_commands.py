@@ -138,7 +138,7 @@ def test_mlfilter_train_uses_params_yaml(tmp_path: Path, splits) -> None:
     params = tmp_path / "params.yaml"
     params.write_text(
         "seed: 1\ntasks:\n  - {name: educational, prompt: p.yaml, num_targets: 6, threshold: 3}\n"
-        "training:\n  max_length: 32\n  num_epochs: 1\n",
+        "training:\n  mode: frozen\n  max_length: 32\n  num_epochs: 1\n",
         encoding="utf-8",
     )
     args = ["train", "--params", str(params), "--train", str(train), "--val", str(val)]

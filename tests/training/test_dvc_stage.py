@@ -25,6 +25,7 @@ tasks:
     num_targets: 6
     threshold: 3
 training:
+  mode: frozen
   max_length: 32
   num_epochs: 2
   learning_rate: 1.0e-3

@@ -30,14 +30,14 @@ def test_repository_params_yaml_has_a_valid_training_section() -> None:
 
 def test_modes_train_their_candidates_with_their_own_values() -> None:
     params = TrainingParams(
-        learning_rate=3e-3, num_epochs=30, max_length=512, finetune_learning_rate=1e-4, finetune_num_epochs=4
+        mode="frozen", learning_rate=3e-3, num_epochs=30, max_length=512, finetune_learning_rate=1e-4
     )
     (frozen,) = params.candidates()
     assert frozen == params and frozen.uses_fast_path
     (tuned,) = TrainingParams(mode="finetune", finetune_max_length=128, finetune_batch_size=8).candidates()
     assert (tuned.mode, tuned.max_length, tuned.batch_size, tuned.learning_rate) == ("finetune", 128, 8, 1e-4)
     assert not tuned.freeze_base_model_parameters and not tuned.uses_fast_path
-    first, second = TrainingParams(mode="auto", max_length=512).candidates()
+    first, second = TrainingParams(max_length=512).candidates()  # auto is the default
     assert (first.mode, first.max_length, first.learning_rate) == ("frozen", 512, 3e-3)
     assert (second.mode, second.max_length, second.num_epochs) == ("finetune", 256, 4)
     assert second.candidates() == (second,)

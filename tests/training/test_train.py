@@ -168,7 +168,8 @@ def test_learning_rate_from_dvc_exp_run_style_params_reaches_the_optimizer(tmp_p
     for written in ("2e-05", "0.003"):
         params_file = tmp_path / f"params-{written}.yaml"
         params_file.write_text(
-            f"training:\n  learning_rate: {written}\n  num_epochs: 1\n  max_length: 32\n  early_stopping_patience: 0\n"
+            f"training:\n  mode: frozen\n  learning_rate: {written}\n  num_epochs: 1\n  max_length: 32\n"
+            "  early_stopping_patience: 0\n"
             f"  embedding_cache_dir: {tmp_path / 'embeddings'}\n  checkpoint_dir: {tmp_path / 'checkpoints'}\n",
             encoding="utf-8",
         )

@@ -30,7 +30,7 @@ class TrainingParams:
     """
 
     base_model: str = EMBEDDED_ENCODER
-    mode: Mode = "frozen"
+    mode: Mode = "auto"
     frozen_fast_path: bool = True
     is_regression: bool = True
     pooling: Literal["cls", "mean"] = "mean"

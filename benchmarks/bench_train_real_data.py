@@ -142,6 +142,9 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, help="caps fine-tuning cost (default: params.yaml)")
     parser.add_argument("--finetune-max-length", type=int, help="(default: params.yaml)")
     parser.add_argument("--cache-dir", type=Path, default=Path(".mlfilter/embeddings"), help="embedding cache")
+    parser.add_argument(
+        "--checkpoint-dir", type=Path, help="keeps the runs' checkpoints: a rerun resumes (default: a temporary folder)"
+    )
     args = parser.parse_args()
     path = args.path or next((p for p in DATA_CANDIDATES if p.exists()), DATA_CANDIDATES[0])
     if not path.exists():
@@ -175,7 +178,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        overrides["checkpoint_dir"] = str(scratch / "checkpoints")
+        overrides["checkpoint_dir"] = str(args.checkpoint_dir or scratch / "checkpoints")
         modes = [m for m in MODES if m in args.modes]
         if "auto" in modes:  # auto reuses the checkpoints of both candidates: train them first
             modes = ["frozen", "finetune", "auto"]

@@ -37,7 +37,7 @@ class TrainingParams:
     head_hidden_size: int = 0
     classifier_dropout: float = 0.0
     regression_loss: Literal["mse", "huber"] = "mse"
-    max_length: int = 256
+    max_length: int = 512
     learning_rate: float = 3e-3
     batch_size: int = 32
     eval_batch_size: int = 64

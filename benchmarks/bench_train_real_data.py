@@ -190,7 +190,10 @@ def main() -> None:
             tried = ", ".join(f"{m} {c['value']:.4f}" for m, c in selection["candidates"].items())
             shown_cut = f"{cut:.3f}" if cut is not None else "none"
             note = f"kept {selection['chosen']} (val {selection['metric']} {tried}); cut {shown_cut}"
-            label = f"ours: mode {mode}" + (" (default)" if mode == defaults.mode else "")
+            capped = mode != "frozen" and (args.finetune_epochs or args.finetune_max_length)
+            label = f"ours: mode {mode}" + (
+                " (default" + (", capped)" if capped else ")") if mode == defaults.mode else ""
+            )
             rows.append((label, metrics(scores, held_out, cut), note, time.perf_counter() - start))
     print(f"{'model':38s} " + " ".join(f"{m:>13s}" for m in SHOWN) + "   seconds  selection")
     for name, values, note, seconds in rows:

@@ -133,6 +133,7 @@ class _Fit:
     path: str
     val_flat: dict[str, float]
     val_scores: np.ndarray
+    val_labels: np.ndarray
     best: dict[str, Any]
     throughput: dict[str, Any]
     initial_rates: list[float]
@@ -173,7 +174,7 @@ def train_annotator(
         "candidates": {f.params.mode: {"value": f.best["value"], **f.throughput} for f in fits},
     }
     calibrations = [
-        calibrate_cut(chosen.val_scores[:, i], val.labels[:, i], task.threshold, params.calibration_precision)
+        calibrate_cut(chosen.val_scores[:, i], chosen.val_labels[:, i], task.threshold, params.calibration_precision)
         for i, task in enumerate(tasks)
     ]
     chosen.model.config.calibrated_thresholds = [c.cut for c in calibrations]
@@ -208,7 +209,7 @@ def train_annotator(
                 _replace_live_dir(Path(fit.live.dir), live_root)
             shutil.rmtree(fit.live.dir, ignore_errors=True)
     for index, task in enumerate(tasks):
-        rows = reliability_table(chosen.val_scores[:, index], val.labels[:, index], task.threshold)
+        rows = reliability_table(chosen.val_scores[:, index], chosen.val_labels[:, index], task.threshold)
         write_reliability_csv(live_root / CALIBRATION_DIR / f"{task.name}.csv", rows)
     return TrainingResult(
         output_dir=Path(output_dir),
@@ -259,7 +260,7 @@ def _fit(
     trainer.train(resume_from_checkpoint=True if resume else None)
     train_seconds = train_watch.seconds
     initial_rates = [float(g.get("initial_lr", g["lr"])) for g in trainer.optimizer.param_groups]
-    val_flat, val_scores = _validate(trainer, val_set, tasks, params.is_regression)
+    val_flat, val_scores, val_labels = _validate(trainer, val_set, tasks, params.is_regression)
     best = {
         "metric": metric,
         "value": trainer.state.best_metric,
@@ -287,6 +288,7 @@ def _fit(
         path=path,
         val_flat=val_flat,
         val_scores=val_scores,
+        val_labels=val_labels,
         best=best,
         throughput=throughput,
         initial_rates=initial_rates,
@@ -401,13 +403,17 @@ def _prepare_trainer(
 
 def _validate(
     trainer: Trainer, val_set: Any, tasks: Sequence[TaskParams], is_regression: bool
-) -> tuple[dict[str, float], np.ndarray]:
-    """The flat validation metrics of the loaded best model, and its raw scores ``[n, num_tasks]``."""
+) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """The flat validation metrics of the loaded best model, its raw scores and the labels, ``[n, num_tasks]`` each.
+
+    Scores and labels are in the order the Trainer predicted them, which with length-grouped batches is not
+    the order of ``val_set``: keep them together.
+    """
     prediction = trainer.predict(val_set)
     logits, scores = prediction.predictions[:2]
     labels = np.asarray(prediction.label_ids, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
-    return all_metrics(scores, np.asarray(logits), labels, tasks, is_regression), scores
+    return all_metrics(scores, np.asarray(logits), labels, tasks, is_regression), scores, labels
 
 
 def _data_summary(data: LabeledData, tasks: Sequence[TaskParams]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from transformers import AutoTokenizer
 from mlfilter.filtering.params import FilterParams, KeepParams, ScoringParams
 from mlfilter.filtering.pipeline import run_filter
 from mlfilter.modeling import AnnotatorModel
-from mlfilter.training.calibration import calibrate_cut
+from mlfilter.training.calibration import calibrate_cut, reliability_table
 from mlfilter.training.data import read_labeled
 from mlfilter.training.run import train_from_files
 from tests.training.conftest import EDUCATIONAL, write_jsonl
@@ -86,3 +87,27 @@ def test_auto_keeps_the_better_mode_on_val_and_the_filter_keeps_at_its_calibrate
     kept = [json.loads(line)["id"] for line in (tmp_path / "out" / "part-0.jsonl").read_text().splitlines()]
     assert kept == [f"doc-{i}" for i in np.flatnonzero(scores >= config.calibrated_thresholds[0])]
     assert report["documents"]["dropped"].get("below_calibrated_threshold", 0) == len(val.texts) - len(kept)
+
+
+def test_a_fine_tuned_model_is_calibrated_on_its_own_validation_scores(tmp_path: Path, splits, tiny_params) -> None:
+    train_path, val_path = splits(1)
+    params = tiny_params(mode="finetune", finetune_num_epochs=1, finetune_max_length=32, finetune_batch_size=8)
+    assert params.group_by_length  # length-grouped batches: the Trainer predicts val in another order
+    train_from_files(
+        str(train_path),
+        str(val_path),
+        params=params,
+        tasks=(EDUCATIONAL,),
+        seed=2,
+        output_dir=tmp_path / "final",
+        live_dir=tmp_path / "live",
+    )
+    val = read_labeled(str(val_path), (EDUCATIONAL,))
+    scores = _scores(tmp_path / "final", val.texts, 32)
+    labels = val.labels[:, 0].astype(np.float64)
+    config = AnnotatorModel.config_class.from_pretrained(tmp_path / "final")
+    assert config.calibrated_thresholds == [pytest.approx(calibrate_cut(scores, labels, 3).cut, abs=1e-4)]
+    with open(tmp_path / "live" / "calibration" / "educational.csv", encoding="utf-8") as handle:
+        written = [(float(r["mean_score"]), float(r["mean_label"])) for r in csv.DictReader(handle)]
+    expected = [(r["mean_score"], r["mean_label"]) for r in reliability_table(scores, labels, 3)]
+    assert written == pytest.approx(expected, abs=1e-4)

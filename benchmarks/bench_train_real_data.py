@@ -5,7 +5,9 @@ score: 70% train, 10% val (model selection for every contender: the best epoch, 
 and the calibrated cut for ours, the ridge alpha and cut for the baseline), 20% held out — the figures
 printed are on the held-out part, which no training or selection reads. Contenders, side by side:
 
-- TF-IDF (word 1–2-grams, sublinear tf) + ridge regression (scikit-learn);
+- TF-IDF (word 1–2-grams, sublinear tf) + ridge regression (scikit-learn, alpha chosen on val), and the
+  evaluate stage's own baseline, :class:`mlfilter.classifiers.tfidf.TfidfClassifier` (character n-grams + ridge,
+  default settings);
 - ours, through the train stage's own code (:func:`mlfilter.training.run.train_annotator`) with the
   ``training`` section of params.yaml, once per mode: ``frozen`` (heads on cached embeddings of the
   frozen encoder), ``finetune`` (the whole encoder), ``auto`` (both; keeps the better on val — it reuses
@@ -44,6 +46,7 @@ from sklearn.model_selection import train_test_split
 from transformers import AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+from mlfilter.classifiers.tfidf import TfidfClassifier
 from mlfilter.modeling import AnnotatorModel
 from mlfilter.params import TaskParams, load_section
 from mlfilter.scores import at_or_above
@@ -105,6 +108,13 @@ def tfidf_ridge(train: LabeledData, val: LabeledData, held_out: LabeledData) -> 
     alpha = max(fits, key=lambda a: metrics(fits[a].predict(x_val), val, None)["spearman"])
     cut = calibrate_cut(fits[alpha].predict(x_val), val.labels[:, 0].astype(np.float64), TASK.threshold).cut
     return fits[alpha].predict(x_held), cut, f"alpha={alpha}"
+
+
+def char_tfidf(train: LabeledData, val: LabeledData, held_out: LabeledData) -> tuple[np.ndarray, float | None]:
+    """The evaluate stage's baseline (default settings): held-out scores and the cut calibrated on val."""
+    model = TfidfClassifier.fit(train.texts, train.labels, task_names=[TASK.name], num_targets=[TASK.num_targets])
+    cut = calibrate_cut(model.predict(val.texts)[:, 0], val.labels[:, 0].astype(np.float64), TASK.threshold).cut
+    return model.predict(held_out.texts)[:, 0], cut
 
 
 def score_texts(model_dir: Path, texts: list[str], max_length: int, cache: Path) -> np.ndarray:
@@ -175,6 +185,16 @@ def main() -> None:
     baseline, cut, chosen = tfidf_ridge(train, val, held_out)
     rows.append(
         ("TF-IDF 1-2-grams + ridge (baseline)", metrics(baseline, held_out, cut), chosen, time.perf_counter() - start)
+    )
+    start = time.perf_counter()
+    characters, cut = char_tfidf(train, val, held_out)
+    rows.append(
+        (
+            "TF-IDF char n-grams (evaluate's)",
+            metrics(characters, held_out, cut),
+            "defaults",
+            time.perf_counter() - start,
+        )
     )
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)

@@ -53,6 +53,7 @@ def timed_run(
 ) -> tuple[float, dict]:
     """Wall seconds of one full training run (model load, embedding or encoding, training, saving)."""
     values = {
+        "mode": "frozen",
         "early_stopping_patience": 0,
         "logging_steps": 10,
         "embedding_cache_dir": str(scratch / "embeddings"),
@@ -109,11 +110,11 @@ def main() -> None:
             val,
             scratch,
             "finetune",
-            max_length=args.max_length,
-            num_epochs=1,
-            learning_rate=3e-5,
-            freeze_base_model_parameters=False,
-            batch_size=16,
+            mode="finetune",
+            finetune_max_length=args.max_length,
+            finetune_num_epochs=1,
+            finetune_learning_rate=3e-5,
+            finetune_batch_size=16,
         )
         rate = tuned["throughput"]["train_docs_per_second"]
         print(

@@ -1,24 +1,32 @@
-"""Does the trained annotator model learn real LLM scores? Our model against TF-IDF + ridge, same split.
+"""Does the trained annotator model learn real LLM scores? Every training mode against TF-IDF + ridge, same split.
 
 Data: FineWeb-Edu documents with Llama-3-70B educational scores (0–5). A seeded split stratified by
-score: 70% train, 10% val (model selection for every contender: the best epoch for ours, the ridge
-alpha for the baseline), 20% held out — the figures printed are on the held-out part, which nothing
-was selected on. Contenders:
+score: 70% train, 10% val (model selection for every contender: the best epoch, the auto mode's choice
+and the calibrated cut for ours, the ridge alpha and cut for the baseline), 20% held out — the figures
+printed are on the held-out part, which no training or selection reads. Contenders, side by side:
 
-- TF-IDF (word 1–2-grams, sublinear tf) + ridge regression (scikit-learn);
-- ours, frozen: all-MiniLM-L6-v2 frozen, mean pooling, heads trained on cached embeddings;
-- ours, fine-tuned: the whole all-MiniLM-L6-v2 fine-tuned through the Trainer (``--fine-tune-epochs 0``
-  skips it; it is the slow one on a CPU).
+- TF-IDF (word 1–2-grams, sublinear tf) + ridge regression (scikit-learn, alpha chosen on val), and the
+  evaluate stage's own baseline, :class:`mlfilter.classifiers.tfidf.TfidfClassifier` (character n-grams + ridge,
+  default settings);
+- ours, through the train stage's own code (:func:`mlfilter.training.run.train_annotator`) with the
+  ``training`` section of params.yaml, once per mode: ``frozen`` (heads on cached embeddings of the
+  frozen encoder), ``finetune`` (the whole encoder), ``auto`` (both; keeps the better on val — it reuses
+  the two runs' checkpoints, so it costs no extra training). The row marked "(default)" is the mode of
+  params.yaml.
 
-Metrics as the train stage computes them: Spearman of the scores, and F1 of "predicted label ≥ 3"
-(rounded regression score) against "label ≥ 3".
+Metrics: Spearman and MAE of the raw scores; F1 of "score ≥ 3" both with the rounded rule
+(FineWeb-Edu's ``int_score >= 3``, :func:`mlfilter.scores.at_or_above`) and with the cut calibrated on
+val (max F1, stored in the model config); the spread ratio std(scores) / std(labels) (a head compressed
+toward the mean is well below 1).
 
-    python benchmarks/bench_train_real_data.py [PATH] [--max-length 512] [--fine-tune-epochs 4]
+    python benchmarks/bench_train_real_data.py [PATH] [--modes frozen finetune auto]
+        [--finetune-epochs N] [--finetune-max-length N] [--cache-dir .mlfilter/embeddings]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -33,23 +41,29 @@ os.environ.setdefault("MLFILTER_PROGRESS", "0")
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
+from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
 from transformers import AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+from mlfilter.classifiers.tfidf import TfidfClassifier
 from mlfilter.modeling import AnnotatorModel
-from mlfilter.params import TaskParams
+from mlfilter.params import TaskParams, load_section
+from mlfilter.scores import at_or_above
+from mlfilter.training.calibration import calibrate_cut
 from mlfilter.training.data import LabeledData
 from mlfilter.training.frozen import Embedder
 from mlfilter.training.metrics import all_metrics
 from mlfilter.training.params import TrainingParams
 from mlfilter.training.run import train_annotator
 
-DEFAULT_DATA = (
-    Path(__file__).parents[1] / ".." / "shared" / "data" / "fineweb-edu-llama3-annotations-1000.jsonl"
-).resolve()
+ROOT = Path(__file__).resolve().parents[1]
+DATA_NAME = "fineweb-edu-llama3-annotations-1000.jsonl"
+#: The shared data folder beside the main checkout (/work/shared/data), also from a worktree one level deeper.
+DATA_CANDIDATES = (ROOT.parent / "shared" / "data" / DATA_NAME, ROOT.parents[1] / "shared" / "data" / DATA_NAME)
 TASK = TaskParams(name="educational", prompt="", num_targets=6, threshold=3)
-SHOWN = ("spearman", "binary_f1", "mae", "accuracy", "macro_f1")
+SHOWN = ("spearman", "mae", "f1_rounded", "f1_calibrated", "spread")
+MODES = ("frozen", "finetune", "auto")
 
 
 def split(path: Path, seed: int) -> tuple[LabeledData, LabeledData, LabeledData]:
@@ -71,125 +85,144 @@ def split(path: Path, seed: int) -> tuple[LabeledData, LabeledData, LabeledData]
     return part(train), part(val), part(held_out)
 
 
-def metrics(scores: np.ndarray, data: LabeledData) -> dict[str, float]:
-    """Our metrics of one task's regression scores."""
+def metrics(scores: np.ndarray, data: LabeledData, cut: float | None) -> dict[str, float]:
+    """Our metrics of one task's raw scores; F1 at the calibrated ``cut`` (raw score >= cut) beside the rounded one."""
     flat = all_metrics(scores[:, None], scores[:, None], data.labels.astype(np.float64), (TASK,), is_regression=True)
-    return {name: flat[f"{name}_educational"] for name in SHOWN}
+    labels = data.labels[:, 0].astype(np.float64)
+    kept = scores >= cut if cut is not None else np.zeros(len(scores), dtype=bool)
+    return {
+        "spearman": flat["spearman_educational"],
+        "mae": flat["mae_educational"],
+        "f1_rounded": flat["binary_f1_educational"],
+        "f1_calibrated": float(f1_score(at_or_above(labels, TASK.threshold), kept, zero_division=0)),
+        "spread": float(np.std(scores) / np.std(labels)),
+    }
 
 
-def tfidf_ridge(train: LabeledData, val: LabeledData, held_out: LabeledData) -> tuple[np.ndarray, str]:
-    """The baseline's held-out scores, with the ridge alpha chosen on val by Spearman."""
+def tfidf_ridge(train: LabeledData, val: LabeledData, held_out: LabeledData) -> tuple[np.ndarray, float | None, str]:
+    """The baseline's held-out scores and its val-calibrated cut, with the ridge alpha chosen on val by Spearman."""
     vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, max_features=200_000)
     x_train = vectorizer.fit_transform(train.texts)
     x_val, x_held = vectorizer.transform(val.texts), vectorizer.transform(held_out.texts)
-    best = max(
-        (metrics(Ridge(alpha=a).fit(x_train, train.labels[:, 0]).predict(x_val), val)["spearman"], a)
-        for a in (0.3, 1.0, 3.0, 10.0)
-    )
-    model = Ridge(alpha=best[1]).fit(x_train, train.labels[:, 0])
-    return model.predict(x_held), f"alpha={best[1]}"
+    fits = {a: Ridge(alpha=a).fit(x_train, train.labels[:, 0]) for a in (0.3, 1.0, 3.0, 10.0)}
+    alpha = max(fits, key=lambda a: metrics(fits[a].predict(x_val), val, None)["spearman"])
+    cut = calibrate_cut(fits[alpha].predict(x_val), val.labels[:, 0].astype(np.float64), TASK.threshold).cut
+    return fits[alpha].predict(x_held), cut, f"alpha={alpha}"
+
+
+def char_tfidf(train: LabeledData, val: LabeledData, held_out: LabeledData) -> tuple[np.ndarray, float | None]:
+    """The evaluate stage's baseline (default settings): held-out scores and the cut calibrated on val."""
+    model = TfidfClassifier.fit(train.texts, train.labels, task_names=[TASK.name], num_targets=[TASK.num_targets])
+    cut = calibrate_cut(model.predict(val.texts)[:, 0], val.labels[:, 0].astype(np.float64), TASK.threshold).cut
+    return model.predict(held_out.texts)[:, 0], cut
 
 
 def score_texts(model_dir: Path, texts: list[str], max_length: int, cache: Path) -> np.ndarray:
-    """Scores of a saved model (pooled embeddings through the embedding cache, then the heads)."""
+    """Raw scores of a saved model (pooled embeddings through the embedding cache, then the heads)."""
     model = AnnotatorModel.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     embedder = Embedder(model, tokenizer, cache_dir=cache, max_length=max_length, batch_size=32, precision="fp32")
     embeddings, _ = embedder.embed(texts)
     with torch.no_grad():
-        return model.forward_embeddings(torch.from_numpy(embeddings)).scores[:, 0].numpy()
+        return model.forward_embeddings(torch.from_numpy(embeddings)).scores[:, 0].double().numpy()
 
 
 def ours(
-    name: str, data: tuple[LabeledData, LabeledData, LabeledData], scratch: Path, seed: int, **overrides: object
-) -> tuple[np.ndarray, dict]:
-    """Train one of our recipes; its held-out scores and its training summary."""
+    params: TrainingParams, data: tuple[LabeledData, LabeledData, LabeledData], scratch: Path, seed: int
+) -> tuple[np.ndarray, float | None, dict]:
+    """Train one mode through the train stage's code; its held-out scores, calibrated cut and training summary."""
     train, val, held_out = data
-    values = {"embedding_cache_dir": str(scratch / "embeddings"), "checkpoint_dir": str(scratch / "checkpoints")}
-    values.update(overrides)
-    params = TrainingParams(**values)
+    output = scratch / params.mode
     result = train_annotator(
-        train,
-        val,
-        params=params,
-        tasks=(TASK,),
-        seed=seed,
-        output_dir=scratch / name,
-        live_dir=scratch / f"live-{name}",
+        train, val, params=params, tasks=(TASK,), seed=seed, output_dir=output, live_dir=scratch / f"live-{params.mode}"
     )
-    scores = score_texts(scratch / name, held_out.texts, params.max_length, scratch / "embeddings")
-    return scores, result.summary
+    chosen = result.summary["selection"]["chosen"]
+    max_length = params.finetune_max_length if chosen == "finetune" else params.max_length
+    scores = score_texts(output, held_out.texts, max_length, Path(params.embedding_cache_dir))
+    cut = AnnotatorModel.config_class.from_pretrained(output).calibrated_thresholds[0]
+    return scores, cut, result.summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_DATA, help="FineWeb-Edu annotations JSONL")
+    parser.add_argument("path", nargs="?", type=Path, default=None, help=f"{DATA_NAME} (default: the shared data)")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--max-length", type=int, default=512, help="tokens per document for the frozen model")
-    parser.add_argument("--fine-tune-epochs", type=int, default=4, help="0 skips full fine-tuning")
-    parser.add_argument("--fine-tune-max-length", type=int, default=256)
-    parser.add_argument("--fine-tune-lr", type=float, default=1e-4)
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="its training section is used")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--finetune-epochs", type=int, help="caps fine-tuning cost (default: params.yaml)")
+    parser.add_argument("--finetune-max-length", type=int, help="(default: params.yaml)")
+    parser.add_argument("--cache-dir", type=Path, default=Path(".mlfilter/embeddings"), help="embedding cache")
+    parser.add_argument(
+        "--checkpoint-dir", type=Path, help="keeps the runs' checkpoints: a rerun resumes (default: a temporary folder)"
+    )
     args = parser.parse_args()
-    if not args.path.exists():
-        raise SystemExit(f"data not found: {args.path} (pass the path of fineweb-edu-llama3-annotations-1000.jsonl)")
+    path = args.path or next((p for p in DATA_CANDIDATES if p.exists()), DATA_CANDIDATES[0])
+    if not path.exists():
+        raise SystemExit(f"data not found: {path} (pass the path of {DATA_NAME})")
     hf_logging.set_verbosity_error()
-    data = split(args.path, args.seed)
+    torch.set_num_threads(os.cpu_count() or 1)
+    defaults: TrainingParams = load_section("training", args.params)
+    overrides = {"embedding_cache_dir": str(args.cache_dir), "keep_checkpoints": True}
+    if args.finetune_epochs:
+        overrides["finetune_num_epochs"] = args.finetune_epochs
+    if args.finetune_max_length:
+        overrides["finetune_max_length"] = args.finetune_max_length
+    data = split(path, args.seed)
     train, val, held_out = data
     print(
-        f"data: {args.path.name}; split seed {args.seed}, stratified by score: {len(train)} train, {len(val)} val "
+        f"data: {path.name}; split seed {args.seed}, stratified by score: {len(train)} train, {len(val)} val "
         f"(selection), {len(held_out)} held out (reported); positives (score >= 3) held out: "
         f"{int((held_out.labels >= 3).sum())}"
     )
+    tuned = dataclasses.replace(defaults, **overrides)
+    print(
+        f"params.yaml training: mode {defaults.mode}; frozen: {tuned.max_length} tok, lr {tuned.learning_rate:g}, "
+        f"{tuned.num_epochs} ep; finetune: {tuned.finetune_max_length} tok, lr {tuned.finetune_learning_rate:g}, "
+        f"{tuned.finetune_num_epochs} ep"
+    )
     rows: list[tuple[str, dict[str, float], str, float]] = []
     start = time.perf_counter()
-    baseline, chosen = tfidf_ridge(train, val, held_out)
+    baseline, cut, chosen = tfidf_ridge(train, val, held_out)
     rows.append(
-        ("TF-IDF 1-2-grams + ridge (baseline)", metrics(baseline, held_out), chosen, time.perf_counter() - start)
+        ("TF-IDF 1-2-grams + ridge (baseline)", metrics(baseline, held_out, cut), chosen, time.perf_counter() - start)
+    )
+    start = time.perf_counter()
+    characters, cut = char_tfidf(train, val, held_out)
+    rows.append(
+        (
+            "TF-IDF char n-grams (evaluate's)",
+            metrics(characters, held_out, cut),
+            "defaults",
+            time.perf_counter() - start,
+        )
     )
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        start = time.perf_counter()
-        frozen, summary = ours(
-            "frozen",
-            data,
-            scratch,
-            args.seed,
-            max_length=args.max_length,
-            num_epochs=30,
-            learning_rate=3e-3,
-            early_stopping_patience=0,
-        )
-        label = f"ours: MiniLM frozen, mean pool, linear head, {args.max_length} tok"
-        note = f"best at step {summary['best']['global_step']}"
-        rows.append((label, metrics(frozen, held_out), note, time.perf_counter() - start))
-        if args.fine_tune_epochs:
+        overrides["checkpoint_dir"] = str(args.checkpoint_dir or scratch / "checkpoints")
+        modes = [m for m in MODES if m in args.modes]
+        if "auto" in modes:  # auto reuses the checkpoints of both candidates: train them first
+            modes = ["frozen", "finetune", "auto"]
+        for mode in modes:
+            params = dataclasses.replace(defaults, mode=mode, **overrides)
             start = time.perf_counter()
-            tuned, summary = ours(
-                "fine-tuned",
-                data,
-                scratch,
-                args.seed,
-                freeze_base_model_parameters=False,
-                max_length=args.fine_tune_max_length,
-                num_epochs=args.fine_tune_epochs,
-                learning_rate=args.fine_tune_lr,
-                batch_size=16,
-                early_stopping_patience=0,
+            scores, cut, summary = ours(params, data, scratch, args.seed)
+            selection = summary["selection"]
+            tried = ", ".join(f"{m} {c['value']:.4f}" for m, c in selection["candidates"].items())
+            shown_cut = f"{cut:.3f}" if cut is not None else "none"
+            note = f"kept {selection['chosen']} (val {selection['metric']} {tried}); cut {shown_cut}"
+            capped = mode != "frozen" and (args.finetune_epochs or args.finetune_max_length)
+            label = f"ours: mode {mode}" + (
+                " (default" + (", capped)" if capped else ")") if mode == defaults.mode else ""
             )
-            label = (
-                f"ours: MiniLM fine-tuned, {args.fine_tune_epochs} ep, lr {args.fine_tune_lr:g}, "
-                f"{args.fine_tune_max_length} tok"
-            )
-            note = f"best at step {summary['best']['global_step']}"
-            rows.append((label, metrics(tuned, held_out), note, time.perf_counter() - start))
-    print(f"{'model':62s} " + " ".join(f"{m:>9s}" for m in SHOWN) + "   seconds  selection")
+            rows.append((label, metrics(scores, held_out, cut), note, time.perf_counter() - start))
+    print(f"{'model':38s} " + " ".join(f"{m:>13s}" for m in SHOWN) + "   seconds  selection")
     for name, values, note, seconds in rows:
-        print(f"{name:62s} " + " ".join(f"{values[m]:9.4f}" for m in SHOWN) + f" {seconds:9.1f}  {note}")
+        print(f"{name:38s} " + " ".join(f"{values[m]:13.4f}" for m in SHOWN) + f" {seconds:9.1f}  {note}")
     base = rows[0][1]
     for name, values, _, _ in rows[1:]:
         verdict = ", ".join(
             f"{m} {values[m] - base[m]:+.4f} ({'better' if values[m] > base[m] else 'not better'})"
-            for m in ("spearman", "binary_f1")
+            for m in ("spearman", "f1_calibrated")
         )
         print(f"{name} vs baseline: {verdict}")
 

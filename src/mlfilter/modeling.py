@@ -28,6 +28,9 @@ class AnnotatorConfig(PretrainedConfig):
     ``num_targets_per_task[i]`` is the number of labels of task ``i`` (labels ``0..K-1``); with
     ``is_regression`` each task has one output, otherwise ``K`` class logits. ``thresholds`` (optional)
     records each task's positive cut from training, so a saved model carries it.
+    ``calibrated_thresholds`` (optional, one per task, None where the validation split could not
+    calibrate it) is the cut on the raw score that best separated validation labels at or above the
+    task's threshold, chosen by ``calibration_method`` (see :mod:`mlfilter.training.calibration`).
     """
 
     model_type = MODEL_TYPE
@@ -45,6 +48,8 @@ class AnnotatorConfig(PretrainedConfig):
         classifier_dropout: float = 0.0,
         regression_loss: Literal["mse", "huber"] = "mse",
         thresholds: Sequence[float] | None = None,
+        calibrated_thresholds: Sequence[float | None] | None = None,
+        calibration_method: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -61,6 +66,14 @@ class AnnotatorConfig(PretrainedConfig):
         self.thresholds = [float(t) for t in thresholds] if thresholds is not None else None
         if self.thresholds is not None and len(self.thresholds) != len(self.task_names):
             raise ValueError("thresholds must have one value per task")
+        self.calibrated_thresholds = (
+            [None if t is None else float(t) for t in calibrated_thresholds]
+            if calibrated_thresholds is not None
+            else None
+        )
+        if self.calibrated_thresholds is not None and len(self.calibrated_thresholds) != len(self.task_names):
+            raise ValueError("calibrated_thresholds must have one value per task")
+        self.calibration_method = calibration_method
 
     @property
     def num_tasks(self) -> int:

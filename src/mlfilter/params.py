@@ -107,13 +107,17 @@ def convert(value: Any, tp: Any, key: str = "") -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        mapping_errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return convert(value, arg, key)
-            except ParamsError:
-                continue
+            except ParamsError as exc:
+                if isinstance(value, dict) and typing.get_origin(arg) in (dict, Mapping):
+                    mapping_errors.append(exc)
+        if len(mapping_errors) == 1:  # a mapping where one member is a mapping: name the bad entry
+            raise mapping_errors[0]
         raise _fail(key, tp, value)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return _convert_dataclass(value, tp, key)

@@ -14,6 +14,8 @@ TINY_PARAMS: dict[str, Any] = {
     "split.fractions": {"train": 0.5, "val": 0.25, "test": 0.25},
     "training.max_length": 64,
     "training.num_epochs": 4,
+    "training.finetune_max_length": 64,
+    "training.finetune_num_epochs": 1,
     "evaluate.bootstrap_samples": 20,
     "evaluate.min_language_documents": 2,
     "evaluate.max_length": 64,

@@ -114,3 +114,21 @@ def test_decisions_apply_masks_in_shard_order_and_check_sizes() -> None:
     assert threshold.keeps(SCORES).tolist() == [True, True, True, False, True]
     assert threshold.drop_reason == "below_threshold"
     assert KeepDecision("all").keeps(SCORES).all()
+
+
+def test_calibrated_thresholds_are_the_model_cuts_applied_to_raw_scores() -> None:
+    tasks = ["educational", "style"]
+    keep = KeepParams(thresholds="calibrated")
+    assert resolve_thresholds(keep, tasks, {"educational": 3, "style": 1}, [2.95, 1.7]) == {
+        "educational": 2.95,
+        "style": 1.7,
+    }
+    with pytest.raises(MlfilterError, match="the model has no calibrated cuts"):
+        resolve_thresholds(keep, tasks, {"educational": 3, "style": 1}, None)
+    with pytest.raises(MlfilterError, match="task 'style' has no calibrated cut"):
+        resolve_thresholds(keep, tasks, {"educational": 3, "style": 1}, [2.95, None])
+    calibrated = KeepDecision("calibrated", (2.9995, None))
+    assert calibrated.keeps(SCORES).tolist() == [True, False, True, False, True]  # 2.999 < 2.9995: raw, not rounded
+    assert KeepDecision("calibrated", (2.5, 1.6), "all").keeps(SCORES).tolist() == [False, True, False, False, False]
+    assert calibrated.drop_reason == "below_calibrated_threshold"
+    calibrated.check_size(123)  # per-document rule: any shard size

@@ -41,6 +41,15 @@ def test_bad_values_name_their_key(tmp_path: Path, change: dict, message: str) -
         load_section("filter", path)
 
 
+def test_thresholds_calibrated_is_the_one_word_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"filter": {"keep": {"rule": "threshold", "thresholds": "calibrated"}}}))
+    assert load_section("filter", path).keep.thresholds == "calibrated"
+    path.write_text(yaml.safe_dump({"filter": {"keep": {"thresholds": "calibrate"}}}))
+    with pytest.raises(ParamsError, match=r"filter\.keep\.thresholds: expected .*'calibrated', got 'calibrate'"):
+        load_section("filter", path)
+
+
 def test_dvc_exp_style_strings_become_numbers(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump({"filter": {"keep": {"fraction": "5e-02", "thresholds": {"educational": "3"}}}}))

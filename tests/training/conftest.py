@@ -60,10 +60,11 @@ def splits(tmp_path: Path) -> Callable[[int], tuple[Path, Path]]:
 
 @pytest.fixture
 def tiny_params(tmp_path: Path) -> Callable[..., TrainingParams]:
-    """Training params small enough for a CPU test: short inputs, two epochs, scratch folders in tmp."""
+    """Training params small enough for a CPU test: frozen, short inputs, two epochs, scratch folders in tmp."""
 
     def make(**overrides: Any) -> TrainingParams:
         values: dict[str, Any] = {
+            "mode": "frozen",
             "max_length": 64,
             "batch_size": 8,
             "eval_batch_size": 16,

@@ -80,6 +80,16 @@ def test_original_config_translates_to_params_tasks_and_paths(tmp_path: Path, sp
     assert run.params.checkpoint_dir == str(tmp_path / "out" / "checkpoints")
 
 
+def test_original_fine_tuning_config_becomes_mode_finetune_with_its_values(tmp_path: Path, splits) -> None:
+    path = _config(tmp_path, splits)
+    path.write_text(
+        path.read_text().replace("freeze_base_model_parameters: true", "freeze_base_model_parameters: false")
+    )
+    (run,) = load_original_config(path).params.candidates()
+    assert run.mode == "finetune" and not run.freeze_base_model_parameters
+    assert (run.learning_rate, run.num_epochs, run.max_length) == (5e-3, 1, 64)
+
+
 @pytest.mark.parametrize("command", ["train_classifier", "annotator_training_pipeline"])
 def test_original_commands_train_into_output_dir_final(tmp_path: Path, splits, command: str) -> None:
     config = _config(tmp_path, splits)
@@ -128,7 +138,7 @@ def test_mlfilter_train_uses_params_yaml(tmp_path: Path, splits) -> None:
     params = tmp_path / "params.yaml"
     params.write_text(
         "seed: 1\ntasks:\n  - {name: educational, prompt: p.yaml, num_targets: 6, threshold: 3}\n"
-        "training:\n  max_length: 32\n  num_epochs: 1\n",
+        "training:\n  mode: frozen\n  max_length: 32\n  num_epochs: 1\n",
         encoding="utf-8",
     )
     args = ["train", "--params", str(params), "--train", str(train), "--val", str(val)]

@@ -25,6 +25,7 @@ tasks:
     num_targets: 6
     threshold: 3
 training:
+  mode: frozen
   max_length: 32
   num_epochs: 2
   learning_rate: 1.0e-3
@@ -83,3 +84,4 @@ def test_dvc_exp_run_with_a_learning_rate_trains_a_variant(tmp_path: Path) -> No
     assert 2e-05 in rates
     plots = _run(["dvc", "plots", "show", "--json"], repo).stdout
     assert "reports/train/plots/metrics/eval/spearman_educational.tsv" in plots
+    assert "reports/train/calibration/educational.csv" in plots  # the reliability diagram

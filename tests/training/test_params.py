@@ -24,7 +24,23 @@ def test_learning_rate_written_by_dvc_exp_run_loads_as_float(tmp_path: Path) -> 
 def test_repository_params_yaml_has_a_valid_training_section() -> None:
     params = load_section("training", Path(__file__).parents[2] / "params.yaml")
     assert params.base_model == "embedded:all-MiniLM-L6-v2"
-    assert params.uses_fast_path
+    frozen, finetune = params.candidates()
+    assert params.mode == "auto" and frozen.uses_fast_path and not finetune.freeze_base_model_parameters
+
+
+def test_modes_train_their_candidates_with_their_own_values() -> None:
+    params = TrainingParams(
+        mode="frozen", learning_rate=3e-3, num_epochs=30, max_length=512, finetune_learning_rate=1e-4
+    )
+    (frozen,) = params.candidates()
+    assert frozen == params and frozen.uses_fast_path
+    (tuned,) = TrainingParams(mode="finetune", finetune_max_length=128, finetune_batch_size=8).candidates()
+    assert (tuned.mode, tuned.max_length, tuned.batch_size, tuned.learning_rate) == ("finetune", 128, 8, 1e-4)
+    assert not tuned.freeze_base_model_parameters and not tuned.uses_fast_path
+    first, second = TrainingParams(max_length=512).candidates()  # auto is the default
+    assert (first.mode, first.max_length, first.learning_rate) == ("frozen", 512, 3e-3)
+    assert (second.mode, second.max_length, second.num_epochs) == ("finetune", 256, 4)
+    assert second.candidates() == (second,)
 
 
 @pytest.mark.parametrize(
@@ -34,6 +50,9 @@ def test_repository_params_yaml_has_a_valid_training_section() -> None:
         ("training:\n  pooling: max\n", "training.pooling: expected one of 'cls', 'mean'"),
         ("training:\n  batch_size: 0\n", "training.batch_size: expected a positive value"),
         ("training:\n  warmup_ratio: 1.5\n", "training.warmup_ratio: value 1.5 is out of range"),
+        ("training:\n  mode: finetuned\n", "training.mode: expected one of 'frozen', 'finetune', 'auto'"),
+        ("training:\n  freeze_base_model_parameters: false\n", "training.freeze_base_model_parameters: unknown key"),
+        ("training:\n  calibration_precision: 1.5\n", "training.calibration_precision: value 1.5 is out of range"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, message: str) -> None:

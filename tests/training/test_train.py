@@ -90,10 +90,12 @@ def test_regression_on_the_fast_path_writes_model_card_and_dvclive(tmp_path: Pat
 def test_two_task_classification_fine_tunes_the_encoder(tmp_path: Path, splits, tiny_params) -> None:
     train_path, val_path = splits(2)
     params = tiny_params(
-        freeze_base_model_parameters=False,
+        mode="finetune",
         is_regression=False,
-        num_epochs=1,
-        learning_rate=1e-4,
+        finetune_num_epochs=1,
+        finetune_learning_rate=1e-4,
+        finetune_max_length=64,
+        finetune_batch_size=8,
         head_hidden_size=16,
         classifier_dropout=0.1,
         best_metric="macro_f1_mean",
@@ -204,7 +206,8 @@ def test_learning_rate_from_dvc_exp_run_style_params_reaches_the_optimizer(tmp_p
     for written in ("2e-05", "0.003"):
         params_file = tmp_path / f"params-{written}.yaml"
         params_file.write_text(
-            f"training:\n  learning_rate: {written}\n  num_epochs: 1\n  max_length: 32\n  early_stopping_patience: 0\n"
+            f"training:\n  mode: frozen\n  learning_rate: {written}\n  num_epochs: 1\n  max_length: 32\n"
+            "  early_stopping_patience: 0\n"
             f"  embedding_cache_dir: {tmp_path / 'embeddings'}\n  checkpoint_dir: {tmp_path / 'checkpoints'}\n",
             encoding="utf-8",
         )

@@ -2,9 +2,10 @@
 
 Thresholds decide per document by the project's one rule, :func:`mlfilter.scores.at_or_above`: a document
 passes threshold ``t`` when its score rounded half up is ``>= t`` (FineWeb-Edu's ``int_score >= t``; a score
-of 2.5 passes 3). ``raw_cut`` is the other rule under its own name: the raw score ``>= cut``. Quantiles
-and token budgets rank documents within each language (or over the whole corpus) by one task's score, best
-first, ties in input order, and keep a prefix:
+of 2.5 passes 3). ``raw_cut`` is the other rule under its own name: the raw score ``>= cut``; so are the cuts
+on the raw score that training calibrated on the validation split (``thresholds: calibrated``, from
+``calibrated_thresholds`` in the model config). Quantiles and token budgets rank documents within each
+language (or over the whole corpus) by one task's score, best first, ties in input order, and keep a prefix:
 
 - ``quantile``: the best ``floor(fraction × n)`` documents of a language with ``n`` documents;
 - ``token_budget``: the longest best-first prefix whose tokens add up to at most the budget —
@@ -30,22 +31,45 @@ from mlfilter.scores import at_or_above
 DROP_REASONS = {
     "threshold": "below_threshold",
     "raw_cut": "below_raw_cut",
+    "calibrated": "below_calibrated_threshold",
     "quantile": "below_quantile",
     "token_budget": "over_token_budget",
 }
 #: Rules that decide per document from its own scores.
-CUT_RULES = ("threshold", "raw_cut")
+CUT_RULES = ("threshold", "raw_cut", "calibrated")
+#: ``filter.keep.thresholds`` value that selects the model's calibrated cuts.
+CALIBRATED = "calibrated"
 UNKNOWN_LANGUAGE = "unknown"
 
 
 def resolve_thresholds(
-    keep: KeepParams, task_names: Sequence[str], task_thresholds: Mapping[str, float]
+    keep: KeepParams,
+    task_names: Sequence[str],
+    task_thresholds: Mapping[str, float],
+    calibrated: Sequence[float | None] | None = None,
 ) -> dict[str, float]:
     """The thresholds a ``threshold`` rule applies, by task name.
 
     ``keep.thresholds`` when given (its tasks must be the model's), else every model task's
-    threshold from ``task_thresholds`` (the ``tasks`` list of params.yaml).
+    threshold from ``task_thresholds`` (the ``tasks`` list of params.yaml). With ``keep.thresholds:
+    calibrated``, the model's calibrated cuts ``calibrated`` (one per task, in task order).
+
+    Raises:
+        MlfilterError: an unknown task, a task without a threshold, or calibrated cuts the model lacks.
     """
+    if keep.thresholds == CALIBRATED:
+        if calibrated is None:
+            raise MlfilterError(
+                "filter.keep.thresholds: calibrated, but the model has no calibrated cuts (retrain it with this "
+                "version of mlfilter, or give thresholds per task)"
+            )
+        for name, cut in zip(task_names, calibrated, strict=True):
+            if cut is None:
+                raise MlfilterError(
+                    f"filter.keep.thresholds: calibrated, but task {name!r} has no calibrated cut (its validation "
+                    "split had no document on one side of the threshold); give thresholds per task"
+                )
+        return {name: float(cut) for name, cut in zip(task_names, calibrated, strict=True)}
     unknown = sorted(set(keep.thresholds) - set(task_names))
     if unknown:
         raise MlfilterError(
@@ -159,7 +183,7 @@ class KeepDecision:
         if self.rule == "all":
             return np.ones(len(scores), dtype=bool)
         if self.rule in CUT_RULES:
-            return threshold_mask(scores, self.thresholds, self.combine, raw=self.rule == "raw_cut")
+            return threshold_mask(scores, self.thresholds, self.combine, raw=self.rule != "threshold")
         if offset + len(scores) > self.count:
             raise MlfilterError(f"keep rule: the shard has more than the {self.count} documents that were ranked")
         return self._bits[offset : offset + len(scores)]

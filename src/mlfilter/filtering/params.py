@@ -57,6 +57,8 @@ class KeepParams:
     - ``threshold``: a document is kept when its scores reach ``thresholds`` (per task; a task not
       listed uses its ``tasks[].threshold``) on ``all`` or ``any`` tasks. A score reaches ``t`` when, rounded
       half up, it is ``>= t`` (FineWeb-Edu's ``int_score >= t``: 2.5 reaches 3), as in training and evaluate.
+      ``thresholds: calibrated`` uses instead the cuts on the raw score that training calibrated on the
+      validation split.
     - ``raw_cut``: the same, but the raw score must be ``>= thresholds`` (no rounding).
     - ``quantile``: the best ``fraction`` of documents by the ``rank_by`` task score.
     - ``token_budget``: the best documents whose tokens add up to at most ``fraction`` of all tokens,
@@ -68,7 +70,7 @@ class KeepParams:
     """
 
     rule: KeepRuleName = "threshold"
-    thresholds: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, float] | Literal["calibrated"] = field(default_factory=dict)
     combine: Combine = "all"
     fraction: float = 0.1
     max_tokens: int | None = None

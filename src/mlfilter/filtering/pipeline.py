@@ -9,6 +9,7 @@ from typing import Any
 
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.keep_rules import (
+    CALIBRATED,
     CUT_RULES,
     KeepDecision,
     language_codes,
@@ -37,6 +38,13 @@ from mlfilter.reports import Stopwatch
 
 log = logging.getLogger("mlfilter.filter")
 RANKING_RULES = ("quantile", "token_budget")
+
+
+def read_calibrated_cuts(model_path: str) -> list[float | None] | None:
+    """The calibrated cut per task that training stored in a saved model's config (None: none stored)."""
+    from mlfilter.modeling import AnnotatorConfig
+
+    return getattr(AnnotatorConfig.from_pretrained(model_path), "calibrated_thresholds", None)
 
 
 def read_model_tasks(model_path: str) -> tuple[list[str], list[int], dict[str, float]]:
@@ -93,18 +101,27 @@ def plan_decisions(
     jobs: Sequence[ShardJob],
     task_names: Sequence[str],
     task_thresholds: Mapping[str, float],
+    calibrated: Sequence[float | None] | None = None,
 ) -> tuple[dict[int, KeepDecision], dict[str, Any]]:
-    """The keep decision of every shard, and a description of the rule for the report."""
+    """The keep decision of every shard, and a description of the rule for the report.
+
+    ``calibrated``: the model's calibrated cuts, for ``keep.thresholds: calibrated`` (raw scores ``>=`` cut).
+    """
     keep = params.keep
     info: dict[str, Any] = {"rule": keep.rule}
     if keep.rule == "all":
         decision = KeepDecision("all")
         return {job.index: decision for job in jobs}, info
     if keep.rule in CUT_RULES:
-        thresholds = resolve_thresholds(keep, task_names, task_thresholds)
-        decision = KeepDecision(keep.rule, tuple(thresholds.get(name) for name in task_names), keep.combine)
-        passes = "score rounded half up >= threshold" if keep.rule == "threshold" else "raw score >= threshold"
-        info.update(thresholds=thresholds, combine=keep.combine, passes=passes)
+        thresholds = resolve_thresholds(keep, task_names, task_thresholds, calibrated)
+        rule = "calibrated" if keep.thresholds == CALIBRATED else keep.rule
+        decision = KeepDecision(rule, tuple(thresholds.get(name) for name in task_names), keep.combine)
+        passes = {
+            "threshold": "score rounded half up >= threshold",
+            "raw_cut": "raw score >= threshold",
+            "calibrated": "raw score >= the model's calibrated cut",
+        }[rule]
+        info.update(thresholds=thresholds, combine=keep.combine, passes=passes, calibrated=rule == "calibrated")
         return {job.index: decision for job in jobs}, info
     task = rank_task_index(keep, task_names)
     table = read_attribute_table(jobs, task)
@@ -158,8 +175,9 @@ def run_filter(
     watch = Stopwatch()
     task_names, num_targets, model_thresholds = read_model_tasks(params.model)
     thresholds = {**model_thresholds, **(task_thresholds or {})}
+    calibrated = read_calibrated_cuts(params.model) if params.keep.thresholds == CALIBRATED else None
     if params.keep.rule in CUT_RULES:
-        resolve_thresholds(params.keep, task_names, thresholds)
+        resolve_thresholds(params.keep, task_names, thresholds, calibrated)
     elif params.keep.rule in RANKING_RULES:
         rank_task_index(params.keep, task_names)
     jobs = plan_shards(params.inputs, output, attributes)
@@ -196,7 +214,7 @@ def run_filter(
         ready = [job for job in jobs if job.index not in failures]
         if failures and params.on_bad_shard == "fail" and params.keep.rule in RANKING_RULES:
             raise MlfilterError(_failure_message(jobs, failures) + " (ranking rules need every shard)")
-        decisions, keep_info = plan_decisions(params, ready, task_names, thresholds)
+        decisions, keep_info = plan_decisions(params, ready, task_names, thresholds, calibrated)
         apply_fingerprints = {
             job.index: f"{fingerprints[job.index]}:{decisions[job.index].fingerprint()}:{params.score_field}"
             f":{params.parquet_schema}"

@@ -39,8 +39,15 @@ def render_model_card(
     val_metrics: dict[str, dict[str, float]],
     best: dict[str, Any],
     path: str,
+    calibration: dict[str, dict[str, Any]] | None = None,
+    selection: dict[str, Any] | None = None,
 ) -> str:
-    """Markdown with YAML front matter: base model, tasks, data sizes, validation metrics, params, usage."""
+    """Markdown with YAML front matter: base model, tasks, data sizes, validation metrics, params, usage.
+
+    ``calibration`` (task → :meth:`mlfilter.training.calibration.Calibration.as_dict`) adds the calibrated
+    cuts; ``selection`` (``requested``, ``chosen``, ``metric``, ``candidates``: mode → ``{"value": …}``)
+    records which training mode was kept and why.
+    """
     front: dict[str, Any] = {
         "library_name": "transformers",
         "pipeline_tag": "text-classification",
@@ -72,7 +79,7 @@ def render_model_card(
         f"- Head: {head}, pooling `{params.pooling}`, hidden size {params.head_hidden_size or 'none (linear)'}, "
         f"dropout {params.classifier_dropout}",
         f"- Loss: {params.regression_loss.upper() if params.is_regression else 'cross-entropy'}, missing labels masked",
-        f"- Encoder: {encoder}",
+        f"- Encoder: {encoder} (training mode `{params.mode}`)",
         f"- Maximum input length: {params.max_length} tokens",
         "",
         "## Tasks",
@@ -107,6 +114,31 @@ def render_model_card(
     ]
     for group, metrics in val_metrics.items():
         lines.append(f"| {group} | " + " | ".join(_number(metrics[name]) for name in METRIC_NAMES) + " |")
+    if selection and len(selection["candidates"]) > 1:
+        tried = ", ".join(f"`{mode}` {_number(c['value'])}" for mode, c in selection["candidates"].items())
+        lines += [
+            "",
+            f"Training mode `{selection['requested']}` trained every candidate and kept `{selection['chosen']}`, "
+            f"the best by validation `{selection['metric']}` ({tried}).",
+        ]
+    if calibration:
+        lines += [
+            "",
+            "## Calibrated thresholds",
+            "",
+            "The cut on the raw score that best separates validation documents labelled at or above the task's "
+            "threshold (`filter.keep.thresholds: calibrated` keeps documents whose raw score reaches it).",
+            "",
+            "| task | threshold | calibrated cut | method | val precision | val recall | val F1 | val positives |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for name, c in calibration.items():
+            cut = "none (no validation documents on one side)" if c["cut"] is None else f"{c['cut']:.4f}"
+            method = c["method"] + ("" if c["target_reached"] else " (not reached: max F1 used)")
+            lines.append(
+                f"| {name} | {c['threshold']:g} | {cut} | {method} | {_number(c['precision'])} | "
+                f"{_number(c['recall'])} | {_number(c['f1'])} | {c['positives']} of {c['documents']} |"
+            )
     lines += [
         "",
         "Predicted labels are regression scores rounded half up (2.5 → 3) and clipped to the label range, or "

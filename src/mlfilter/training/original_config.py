@@ -91,6 +91,8 @@ HANDLED = {
 #: Learning rate for fine-tuning when the config gives none (heads on a frozen encoder take TrainingParams'
 #: larger default step).
 DEFAULT_LR_FINE_TUNING = 3e-5
+#: A fine-tuning config's values for these keys become the ``finetune_*`` params (``mode: finetune``).
+FINETUNE_KEYS = ("learning_rate", "num_epochs", "max_length", "batch_size")
 
 
 @dataclass(frozen=True)
@@ -165,10 +167,13 @@ def _translate(raw: dict[str, Any]) -> OriginalRun:
         training["best_metric"] = _metric(flat["training.metric_for_best_model"])
     output_dir = Path(str(flat["training.output_dir_path"]))
     training.setdefault("checkpoint_dir", str(output_dir / "checkpoints"))
-    freeze = convert(training.get("freeze_base_model_parameters", False), bool, "model.freeze_base_model_parameters")
-    training["freeze_base_model_parameters"] = freeze
+    freeze = convert(training.pop("freeze_base_model_parameters", False), bool, "model.freeze_base_model_parameters")
+    training["mode"] = "frozen" if freeze else "finetune"
     if not freeze:
         training.setdefault("learning_rate", DEFAULT_LR_FINE_TUNING)
+        for key in FINETUNE_KEYS:
+            if key in training:
+                training[f"finetune_{key}"] = training.pop(key)
     params = convert(training, TrainingParams, "training")
     live_dir = Path(str(flat.get("training.logging_dir_path") or output_dir / "dvclive"))
     return OriginalRun(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from mlfilter.embedded import EMBEDDED_ENCODER
 from mlfilter.params import ParamsError
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Mode = Literal["frozen", "finetune", "auto"]
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 
 #: Metrics computed per task on the validation split (see :mod:`mlfilter.training.metrics`).
@@ -19,17 +20,24 @@ LOWER_IS_BETTER = ("loss", "mae", "mse")
 
 @dataclass(frozen=True)
 class TrainingParams:
-    """How the annotator model is trained: base encoder, heads, optimiser, selection and scratch folders."""
+    """How the annotator model is trained: base encoder, heads, optimiser, selection and scratch folders.
+
+    ``mode``: ``frozen`` trains the heads on a frozen encoder (``learning_rate``, ``num_epochs``,
+    ``max_length``, ``batch_size``); ``finetune`` trains the whole model (the ``finetune_*`` values);
+    ``auto`` trains both and keeps the one with the better validation ``best_metric``.
+    ``calibration_precision``: None picks each task's calibrated cut by maximal validation F1, a value in
+    (0, 1] the lowest cut whose validation precision reaches it.
+    """
 
     base_model: str = EMBEDDED_ENCODER
-    freeze_base_model_parameters: bool = True
+    mode: Mode = "auto"
     frozen_fast_path: bool = True
     is_regression: bool = True
     pooling: Literal["cls", "mean"] = "mean"
     head_hidden_size: int = 0
     classifier_dropout: float = 0.0
     regression_loss: Literal["mse", "huber"] = "mse"
-    max_length: int = 256
+    max_length: int = 512
     learning_rate: float = 3e-3
     batch_size: int = 32
     eval_batch_size: int = 64
@@ -52,6 +60,11 @@ class TrainingParams:
     checkpoint_dir: str = ".mlfilter/checkpoints"
     embedding_cache_dir: str = ".mlfilter/embeddings"
     keep_checkpoints: bool = False
+    finetune_learning_rate: float = 1e-4
+    finetune_num_epochs: int = 4
+    finetune_max_length: int = 256
+    finetune_batch_size: int = 16
+    calibration_precision: float | None = None
 
     def __post_init__(self) -> None:
         positive = {
@@ -63,6 +76,10 @@ class TrainingParams:
             "logging_steps": self.logging_steps,
             "embed_batch_size": self.embed_batch_size,
             "learning_rate": self.learning_rate,
+            "finetune_learning_rate": self.finetune_learning_rate,
+            "finetune_num_epochs": self.finetune_num_epochs,
+            "finetune_max_length": self.finetune_max_length,
+            "finetune_batch_size": self.finetune_batch_size,
         }
         for key, value in positive.items():
             if value <= 0:
@@ -74,15 +91,45 @@ class TrainingParams:
             "head_hidden_size": self.head_hidden_size >= 0,
             "early_stopping_patience": self.early_stopping_patience >= 0,
             "dataloader_num_workers": self.dataloader_num_workers >= 0,
+            "calibration_precision": self.calibration_precision is None or 0 < self.calibration_precision <= 1,
         }
         for key, ok in checks.items():
             if not ok:
                 raise ParamsError(f"training.{key}: value {getattr(self, key)!r} is out of range")
 
     @property
+    def freeze_base_model_parameters(self) -> bool:
+        """True when the encoder stays frozen (``mode: frozen``)."""
+        return self.mode == "frozen"
+
+    @property
     def uses_fast_path(self) -> bool:
         """True when the heads train on cached embeddings of a frozen encoder."""
         return self.freeze_base_model_parameters and self.frozen_fast_path
+
+    def candidates(self) -> tuple[TrainingParams, ...]:
+        """The runs this mode trains: one per concrete mode (``auto``: frozen, then finetune).
+
+        A ``finetune`` run takes its learning rate, epochs, input length and batch size from the
+        ``finetune_*`` values, so the params of every run read the same way downstream.
+        """
+        modes = ("frozen", "finetune") if self.mode == "auto" else (self.mode,)
+        runs = []
+        for mode in modes:
+            if mode == "finetune":
+                runs.append(
+                    replace(
+                        self,
+                        mode=mode,
+                        learning_rate=self.finetune_learning_rate,
+                        num_epochs=self.finetune_num_epochs,
+                        max_length=self.finetune_max_length,
+                        batch_size=self.finetune_batch_size,
+                    )
+                )
+            else:
+                runs.append(replace(self, mode=mode))
+        return tuple(runs)
 
 
 def metric_key(best_metric: str, task_names: tuple[str, ...]) -> str:

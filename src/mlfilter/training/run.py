@@ -1,9 +1,11 @@
 """Train an annotator model from labelled train/val data, save it with a model card, log to DVCLive.
 
-:func:`train_annotator` picks the path: with ``freeze_base_model_parameters`` and
-``frozen_fast_path`` the heads train on cached embeddings; otherwise the full model trains through
-the ``Trainer`` (fine-tuning, or a frozen base that re-encodes every batch). A run interrupted after
-an epoch resumes from its last checkpoint when started again with the same params and data.
+:func:`train_annotator` trains each candidate of ``training.mode`` (``frozen``, ``finetune``, or both
+for ``auto``, keeping the better on val). A frozen encoder with ``frozen_fast_path`` trains the heads on
+cached embeddings; otherwise the full model trains through the ``Trainer`` (fine-tuning, or a frozen
+base that re-encodes every batch). The kept model gets calibrated cuts per task
+(:mod:`mlfilter.training.calibration`) in its config and card. A run interrupted after an epoch
+resumes from its last checkpoint when started again with the same params and data.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -36,11 +39,12 @@ from mlfilter.errors import MlfilterError
 from mlfilter.modeling import AnnotatorModel
 from mlfilter.params import TaskParams, to_plain
 from mlfilter.reports import Stopwatch
+from mlfilter.training.calibration import calibrate_cut, reliability_table, write_reliability_csv
 from mlfilter.training.data import LabeledData, read_labeled
 from mlfilter.training.frozen import Embedder, EmbeddingDataset, EmbeddingStats
 from mlfilter.training.metrics import all_metrics, nested_metrics
 from mlfilter.training.model_card import render_model_card
-from mlfilter.training.params import TrainingParams, metric_key
+from mlfilter.training.params import TrainingParams, greater_is_better, metric_key
 from mlfilter.training.trainer import (
     PaddingCollator,
     TokenizedDataset,
@@ -54,6 +58,8 @@ logger = logging.getLogger(__name__)
 
 FAST_PATH = "frozen_embeddings"
 TRAINER_PATH = "trainer"
+#: Reliability tables (one CSV per task) under the DVCLive folder, declared as a DVC plot.
+CALIBRATION_DIR = "calibration"
 #: Params that do not change what a run computes, left out of the checkpoint key.
 _NOT_IN_RUN_KEY = ("checkpoint_dir", "embedding_cache_dir", "keep_checkpoints", "dataloader_num_workers")
 
@@ -117,6 +123,24 @@ def run_key(
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+@dataclass
+class _Fit:
+    """One trained candidate, kept in memory until the selection: model, validation outputs, costs."""
+
+    params: TrainingParams
+    model: AnnotatorModel
+    tokenizer: PreTrainedTokenizerBase
+    live: Live
+    path: str
+    val_flat: dict[str, float]
+    val_scores: np.ndarray
+    val_labels: np.ndarray
+    best: dict[str, Any]
+    throughput: dict[str, Any]
+    initial_rates: list[float]
+    resumed: bool
+
+
 def train_annotator(
     train: LabeledData,
     val: LabeledData,
@@ -127,7 +151,11 @@ def train_annotator(
     output_dir: str | os.PathLike[str],
     live_dir: str | os.PathLike[str],
 ) -> TrainingResult:
-    """Train, select the best epoch on val, save ``output_dir`` (model, tokenizer, card) and the DVCLive summary."""
+    """Train, select on val, calibrate the cuts, save ``output_dir`` (model, tokenizer, card) and the DVCLive summary.
+
+    ``mode: auto`` trains a frozen-encoder head and a fine-tuned model and keeps the one with the better
+    validation ``best_metric``; the other's files are discarded. Only ``train`` and ``val`` are read.
+    """
     if len(train) == 0 or len(val) == 0:
         raise MlfilterError(f"training needs labelled documents in both splits (train: {len(train)}, val: {len(val)})")
     watch = Stopwatch()
@@ -139,6 +167,80 @@ def train_annotator(
                 f"training.best_metric: {params.best_metric} is undefined, the validation split has no label for "
                 f"task {name!r}; choose a metric of another task or the mean (e.g. spearman_mean)"
             )
+    candidates = params.candidates()
+    live_root = Path(live_dir)
+    fits = []
+    for candidate in candidates:
+        own_live = live_root if len(candidates) == 1 else _candidate_live_dir(candidate)
+        fits.append(_fit(candidate, train, val, tasks=tasks, seed=seed, metric=metric, live_dir=own_live))
+    higher = greater_is_better(metric)
+    chosen = max(fits, key=lambda f: _selection_value(f.best["value"], higher))
+    selection = {
+        "requested": params.mode,
+        "chosen": chosen.params.mode,
+        "metric": metric,
+        "candidates": {f.params.mode: {"value": f.best["value"], **f.throughput} for f in fits},
+    }
+    calibrations = [
+        calibrate_cut(chosen.val_scores[:, i], chosen.val_labels[:, i], task.threshold, params.calibration_precision)
+        for i, task in enumerate(tasks)
+    ]
+    chosen.model.config.calibrated_thresholds = [c.cut for c in calibrations]
+    chosen.model.config.calibration_method = calibrations[0].method
+    data = {"train": _data_summary(train, tasks), "val": _data_summary(val, tasks)}
+    val_nested = nested_metrics(chosen.val_flat, tasks)
+    card = render_model_card(
+        params=chosen.params,
+        tasks=tasks,
+        seed=seed,
+        data=data,
+        val_metrics=val_nested,
+        best=chosen.best,
+        path=chosen.path,
+        calibration={t.name: c.as_dict() for t, c in zip(tasks, calibrations, strict=True)},
+        selection=selection,
+    )
+    save_model(chosen.model, chosen.tokenizer, card, Path(output_dir))
+    summary_extra: dict[str, Any] = {
+        "val": val_nested,
+        "best": chosen.best,
+        "data": data,
+        "selection": selection,
+        "calibration": {t.name: c.as_dict() for t, c in zip(tasks, calibrations, strict=True)},
+        "throughput": {**chosen.throughput, "total_seconds": round(watch.seconds, 3)},
+    }
+    chosen.live.summary.update(summary_extra)
+    write_json(chosen.live.metrics_file, chosen.live.summary)  # DVCLive's own writer is neither strict nor atomic
+    for fit in fits:
+        if Path(fit.live.dir) != live_root:
+            if fit is chosen:
+                _replace_live_dir(Path(fit.live.dir), live_root)
+            shutil.rmtree(fit.live.dir, ignore_errors=True)
+    for index, task in enumerate(tasks):
+        rows = reliability_table(chosen.val_scores[:, index], chosen.val_labels[:, index], task.threshold)
+        write_reliability_csv(live_root / CALIBRATION_DIR / f"{task.name}.csv", rows)
+    return TrainingResult(
+        output_dir=Path(output_dir),
+        path=chosen.path,
+        val_metrics=chosen.val_flat,
+        summary=dict(chosen.live.summary),
+        initial_learning_rates=chosen.initial_rates,
+        resumed=chosen.resumed,
+    )
+
+
+def _fit(
+    params: TrainingParams,
+    train: LabeledData,
+    val: LabeledData,
+    *,
+    tasks: Sequence[TaskParams],
+    seed: int,
+    metric: str,
+    live_dir: Path,
+) -> _Fit:
+    """Train one concrete mode (``frozen`` or ``finetune``) and keep its best epoch on val."""
+    task_names = tuple(t.name for t in tasks)
     set_seed(seed)
     model, tokenizer = load_base(params, tasks)
     model.heads.init_from_label_prior(torch.from_numpy(train.labels))
@@ -161,52 +263,67 @@ def train_annotator(
         model, tokenizer, train, val, args, params, tasks, live, precision
     )
     path = FAST_PATH if params.uses_fast_path else TRAINER_PATH
+    logger.info("training mode %s (%s path)", params.mode, path)
     train_watch = Stopwatch()
     trainer.train(resume_from_checkpoint=True if resume else None)
     train_seconds = train_watch.seconds
     initial_rates = [float(g.get("initial_lr", g["lr"])) for g in trainer.optimizer.param_groups]
-    val_flat = _validate(trainer, val_set, tasks, params.is_regression)
-    data = {"train": _data_summary(train, tasks), "val": _data_summary(val, tasks)}
+    val_flat, val_scores, val_labels = _validate(trainer, val_set, tasks, params.is_regression)
     best = {
         "metric": metric,
         "value": trainer.state.best_metric,
         "global_step": trainer.state.best_global_step,
         "epochs_run": round(float(trainer.state.epoch or 0.0), 3),
     }
-    val_nested = nested_metrics(val_flat, tasks)
-    card = render_model_card(
-        params=params, tasks=tasks, seed=seed, data=data, val_metrics=val_nested, best=best, path=path
-    )
-    save_model(model, tokenizer, card, Path(output_dir))
     documents_trained = len(train) * float(trainer.state.epoch or 0.0)
-    summary_extra: dict[str, Any] = {
-        "val": val_nested,
-        "best": best,
-        "data": data,
-        "throughput": {
-            "path": path,
-            "train_seconds": round(train_seconds, 3),
-            "train_docs_per_second": round(documents_trained / max(train_seconds, 1e-9), 3),
-            "total_seconds": round(watch.seconds, 3),
-        },
+    throughput: dict[str, Any] = {
+        "path": path,
+        "train_seconds": round(train_seconds, 3),
+        "train_docs_per_second": round(documents_trained / max(train_seconds, 1e-9), 3),
     }
     if embedding_stats is not None:
-        summary_extra["throughput"]["embedding"] = embedding_stats.as_dict()
+        throughput["embedding"] = embedding_stats.as_dict()
     else:
         tokens = train_set.num_tokens * float(trainer.state.epoch or 0.0)
-        summary_extra["throughput"]["train_tokens_per_second"] = round(tokens / max(train_seconds, 1e-9), 3)
-    live.summary.update(summary_extra)
-    write_json(live.metrics_file, live.summary)  # DVCLive's own writer is neither strict nor atomic
+        throughput["train_tokens_per_second"] = round(tokens / max(train_seconds, 1e-9), 3)
     if not params.keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
-    return TrainingResult(
-        output_dir=Path(output_dir),
+    return _Fit(
+        params=params,
+        model=model,
+        tokenizer=tokenizer,
+        live=live,
         path=path,
-        val_metrics=val_flat,
-        summary=dict(live.summary),
-        initial_learning_rates=initial_rates,
+        val_flat=val_flat,
+        val_scores=val_scores,
+        val_labels=val_labels,
+        best=best,
+        throughput=throughput,
+        initial_rates=initial_rates,
         resumed=resume,
     )
+
+
+def _selection_value(value: float | None, higher_is_better: bool) -> float:
+    """A candidate's best validation value as a number to maximise (a missing or NaN value loses)."""
+    if value is None or math.isnan(value):
+        return -math.inf
+    return value if higher_is_better else -value
+
+
+def _candidate_live_dir(params: TrainingParams) -> Path:
+    """A scratch DVCLive folder for one ``auto`` candidate, beside the checkpoints."""
+    return Path(params.checkpoint_dir) / f"live-{params.mode}"
+
+
+def _replace_live_dir(source: Path, live_root: Path) -> None:
+    """Move the chosen candidate's DVCLive files (curves, params, metrics) into the stage's DVCLive folder."""
+    live_root.mkdir(parents=True, exist_ok=True)
+    for entry in source.iterdir():
+        target = live_root / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        shutil.move(str(entry), str(target))
 
 
 def train_from_files(
@@ -293,11 +410,19 @@ def _prepare_trainer(
     return trainer, datasets[0], datasets[1], stats
 
 
-def _validate(trainer: Trainer, val_set: Any, tasks: Sequence[TaskParams], is_regression: bool) -> dict[str, float]:
+def _validate(
+    trainer: Trainer, val_set: Any, tasks: Sequence[TaskParams], is_regression: bool
+) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """The flat validation metrics of the loaded best model, its raw scores and the labels, ``[n, num_tasks]`` each.
+
+    Scores and labels are in the order the Trainer predicted them, which with length-grouped batches is not
+    the order of ``val_set``: keep them together.
+    """
     prediction = trainer.predict(val_set)
     logits, scores = prediction.predictions[:2]
     labels = np.asarray(prediction.label_ids, dtype=np.float64)
-    return all_metrics(np.asarray(scores), np.asarray(logits), labels, tasks, is_regression)
+    scores = np.asarray(scores, dtype=np.float64)
+    return all_metrics(scores, np.asarray(logits), labels, tasks, is_regression), scores, labels
 
 
 def _data_summary(data: LabeledData, tasks: Sequence[TaskParams]) -> dict[str, Any]:

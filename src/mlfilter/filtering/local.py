@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from mlfilter.filtering.engine import Scorer
 from mlfilter.filtering.keep_rules import KeepDecision
 from mlfilter.filtering.params import ScoringParams
 from mlfilter.filtering.shards import ShardJob, ShardOutcome, ShardSettings, apply_shard, score_shard
+from mlfilter.filtering.text_scorer import load_scorer
 
 log = logging.getLogger("mlfilter.filter")
 
@@ -38,12 +38,13 @@ class _Worker:
     def __init__(self, model_path: str, options: ScoringParams) -> None:
         self.model_path = model_path
         self.options = options
-        self._scorer: Scorer | None = None
+        self._scorer: Any = None
 
     @property
-    def scorer(self) -> Scorer:
+    def scorer(self) -> Any:
+        """The encoder :class:`~mlfilter.filtering.engine.Scorer` or text-classifier scorer of the model."""
         if self._scorer is None:
-            self._scorer = Scorer.load(self.model_path, self.options)
+            self._scorer = load_scorer(self.model_path, self.options)
         return self._scorer
 
 

@@ -10,6 +10,8 @@ from mlfilter.params import ParamsError
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
+#: ``encoder``: an AnnotatorModel on ``base_model``; the others: a kind of :mod:`mlfilter.classifiers`.
+ClassifierKind = Literal["encoder", "fasttext", "tfidf"]
 
 #: Metrics computed per task on the validation split (see :mod:`mlfilter.training.metrics`).
 METRIC_NAMES = ("mae", "mse", "spearman", "accuracy", "macro_f1", "binary_f1")
@@ -19,8 +21,12 @@ LOWER_IS_BETTER = ("loss", "mae", "mse")
 
 @dataclass(frozen=True)
 class TrainingParams:
-    """How the annotator model is trained: base encoder, heads, optimiser, selection and scratch folders."""
+    """How the annotator model is trained: base encoder, heads, optimiser, selection and scratch folders.
 
+    ``classifier`` other than ``encoder`` trains that kind of :mod:`mlfilter.classifiers` on the same labels
+    instead (``is_regression`` picks its objective; the encoder, optimiser and head keys do not apply)."""
+
+    classifier: ClassifierKind = "encoder"
     base_model: str = EMBEDDED_ENCODER
     freeze_base_model_parameters: bool = True
     frozen_fast_path: bool = True

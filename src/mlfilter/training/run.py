@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from transformers import (
     set_seed,
 )
 
+from mlfilter.classifiers.base import ENCODER
 from mlfilter.embedded import resolve_model
 from mlfilter.errors import MlfilterError
 from mlfilter.modeling import AnnotatorModel
@@ -216,6 +217,12 @@ def train_from_files(
     train = read_labeled(train_path, tasks, params.text_column, params.label_column)
     val = read_labeled(val_path, tasks, params.text_column, params.label_column)
     logger.info("training on %d documents, validating on %d", len(train), len(val))
+    if params.classifier != ENCODER:
+        from mlfilter.training.text_classifier import train_text_classifier
+
+        return train_text_classifier(
+            train, val, params=params, tasks=tasks, seed=seed, output_dir=output_dir, live_dir=live_dir
+        )
     return train_annotator(train, val, params=params, tasks=tasks, seed=seed, output_dir=output_dir, live_dir=live_dir)
 
 
@@ -303,10 +310,8 @@ def _data_summary(data: LabeledData, tasks: Sequence[TaskParams]) -> dict[str, A
 
 def save_model(model: AnnotatorModel, tokenizer: PreTrainedTokenizerBase, card: str, output_dir: Path) -> None:
     """Write model (safetensors), config, tokenizer and card to a temporary sibling folder, then swap it in."""
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = output_dir.with_name(f".{output_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+
+    def write(staging: Path) -> None:
         model.save_pretrained(staging)
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if backend is not None:
@@ -316,6 +321,17 @@ def save_model(model: AnnotatorModel, tokenizer: PreTrainedTokenizerBase, card: 
             backend.no_padding()
         tokenizer.save_pretrained(staging)
         (staging / "README.md").write_text(card, encoding="utf-8")
+
+    publish_folder(output_dir, write)
+
+
+def publish_folder(output_dir: Path, write: Callable[[Path], None]) -> None:
+    """Let ``write`` fill a temporary sibling folder of ``output_dir``, then swap it in as ``output_dir``."""
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = output_dir.with_name(f".{output_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        write(staging)
         if output_dir.exists():
             retired = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
             os.replace(output_dir, retired)

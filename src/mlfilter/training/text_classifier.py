@@ -30,7 +30,9 @@ def fit_options(kind: str, params: TrainingParams, seed: int) -> dict[str, Any]:
     if kind == "fasttext":
         from mlfilter.classifiers.fasttext_model import FastTextConfig
 
-        return {"config": FastTextConfig(objective="regression" if params.is_regression else "classification", seed=seed)}
+        return {
+            "config": FastTextConfig(objective="regression" if params.is_regression else "classification", seed=seed)
+        }
     return {}
 
 

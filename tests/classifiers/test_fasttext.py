@@ -23,7 +23,9 @@ def data() -> tuple[list[str], np.ndarray]:
     rows = records()
     texts = [r["text"] for r in rows]
     digits = [min(2, sum(c.isdigit() for c in t) // 10) for t in texts]
-    labels = np.array([[r["score"], d if i % 5 else np.nan] for i, (r, d) in enumerate(zip(rows, digits))], float)
+    labels = np.array(
+        [[r["score"], d if i % 5 else np.nan] for i, (r, d) in enumerate(zip(rows, digits, strict=True))], float
+    )
     return texts, labels
 
 
@@ -65,7 +67,7 @@ def test_newlines_and_empty_texts_score(tmp_path: Path) -> None:
 
 def test_single_label_task_is_a_clear_error() -> None:
     texts, _ = data()
-    with pytest.raises(ValueError, match="task 'educational'.*at least two different labels"):
+    with pytest.raises(ValueError, match=r"task 'educational'.*at least two different labels"):
         FastTextClassifier.fit(texts, np.full((len(texts), 1), 3.0), task_names=["educational"], num_targets=[6])
 
 
@@ -76,5 +78,5 @@ def test_missing_model_file_is_named(tmp_path: Path) -> None:
     )
     model.save_pretrained(tmp_path / "m")
     (tmp_path / "m" / "task0-2.bin").unlink()
-    with pytest.raises(ValueError, match="task0-2.bin is missing"):
+    with pytest.raises(ValueError, match=r"task0-2\.bin is missing"):
         load_classifier(tmp_path / "m")

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from mlfilter.errors import MlfilterError
 from mlfilter.classifiers.base import ENCODER, classifier_kind
+from mlfilter.errors import MlfilterError
 from mlfilter.filtering.engine import DocumentTokenizer, ModelRunner, Tokenized, load_model
 from mlfilter.filtering.keep_rules import KeepDecision
 from mlfilter.filtering.params import RayParams, ScoringParams

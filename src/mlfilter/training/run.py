@@ -33,6 +33,7 @@ from transformers import (
 from mlfilter.classifiers.base import ENCODER
 from mlfilter.embedded import resolve_model
 from mlfilter.errors import MlfilterError
+from mlfilter.export import EXPORT_FOLDER, export_sequence_classifier
 from mlfilter.modeling import AnnotatorModel
 from mlfilter.params import TaskParams, to_plain
 from mlfilter.reports import Stopwatch
@@ -321,6 +322,7 @@ def save_model(model: AnnotatorModel, tokenizer: PreTrainedTokenizerBase, card: 
             backend.no_padding()
         tokenizer.save_pretrained(staging)
         (staging / "README.md").write_text(card, encoding="utf-8")
+        export_sequence_classifier(model, tokenizer, staging / EXPORT_FOLDER)
 
     publish_folder(output_dir, write)
 

@@ -175,6 +175,7 @@ def run_filter(
         on_bad_record=params.on_bad_record,
         score_field=params.score_field,
         window=params.scoring.window,
+        num_targets=tuple(num_targets),
     )
     fingerprints = source_fingerprints(jobs, settings.scoring_fingerprint)
     to_score = [

@@ -6,7 +6,8 @@ output file (both atomic):
 1. **score**: every valid document's scores go to an attributes file (``id``, ``language``,
    ``tokens``, ``scores``) — its marker holds the shard's counts and score histograms;
 2. **apply**: the keep rule reads the attributes back and writes the kept documents, unchanged but
-   for the added scores, to the output shard of the same name.
+   for the added scores (the list in task order, and ``<task>_score`` / ``<task>_int_score`` per task), to the
+   output shard of the same name.
 
 Markers live in a hidden folder beside each output folder (``data/.filtered.markers/<name>.done`` for
 ``data/filtered/<name>``), never inside it: a glob of the output folder sees only data, and the
@@ -40,6 +41,7 @@ from mlfilter.documents import Document, document_from_record
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.keep_rules import UNKNOWN_LANGUAGE, KeepDecision
 from mlfilter.records import RecordFormatError, RecordWriter, expand_inputs, is_remote, iter_records
+from mlfilter.scores import to_int_score
 
 FORMAT_VERSION = 1
 MARKER_SUFFIX = ".done"
@@ -85,6 +87,19 @@ class ShardSettings:
     on_bad_record: str = "skip"
     score_field: str = "scores"
     window: int = 4096
+    #: Labels per task (``0 .. K-1``), for the rounded ``<task>_int_score`` fields; empty: no named fields.
+    num_targets: tuple[int, ...] = ()
+
+
+def named_scores(task_names: Sequence[str], num_targets: Sequence[int], scores: Sequence[float | None]) -> dict:
+    """``<task>_score`` and ``<task>_int_score`` (:func:`mlfilter.scores.to_int_score`) per task, as FineWeb-Edu's
+    and the peers' tools name them; None where a score is missing."""
+    fields: dict[str, float | int | None] = {}
+    for name, k, value in zip(task_names, num_targets, scores, strict=True):
+        missing = value is None or not np.isfinite(value)
+        fields[f"{name}_score"] = None if missing else value
+        fields[f"{name}_int_score"] = None if missing else int(to_int_score(value, k))
+    return fields
 
 
 @dataclass
@@ -451,7 +466,8 @@ def apply_shard(job: ShardJob, settings: ShardSettings, decision: KeepDecision, 
                 if not kept:
                     dropped[decision.drop_reason] += 1
                     continue
-                writer.write({**record, settings.score_field: attribute["scores"]})
+                named = named_scores(settings.task_names, settings.num_targets, attribute["scores"])
+                writer.write({**record, settings.score_field: attribute["scores"], **named})
                 counts = kept_by_language.setdefault(document.language or UNKNOWN_LANGUAGE, [0, 0])
                 counts[0] += 1
                 counts[1] += int(attribute["tokens"])

@@ -20,6 +20,7 @@ from mlfilter.filtering.keep_rules import KeepDecision
 from mlfilter.filtering.params import ScoringParams
 from mlfilter.filtering.shards import ShardJob, ShardOutcome, ShardSettings, apply_shard, score_shard
 from mlfilter.filtering.text_scorer import load_scorer
+from mlfilter.filtering.tokenize import default_workers
 
 log = logging.getLogger("mlfilter.filter")
 
@@ -69,8 +70,12 @@ class LocalEngine:
 
     def __init__(self, model_path: str, options: ScoringParams, workers: int = 0) -> None:
         self.model_path = model_path
-        self.options = options
         self.devices = plan_devices(options.device, workers)
+        gpu_workers = sum(device.startswith("cuda") for device in self.devices)
+        if gpu_workers and not options.tokenize_workers:
+            # The cores are shared by the tokenizer pools of all GPU workers.
+            options = replace(options, tokenize_workers=max(1, default_workers("cuda") // gpu_workers))
+        self.options = options
         self._pool: ProcessPoolExecutor | None = None
         self._local: _Worker | None = None
 

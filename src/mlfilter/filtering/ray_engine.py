@@ -22,7 +22,7 @@ import numpy as np
 
 from mlfilter.classifiers.base import ENCODER, classifier_kind
 from mlfilter.errors import MlfilterError
-from mlfilter.filtering.engine import DocumentTokenizer, ModelRunner, Tokenized, load_model
+from mlfilter.filtering.engine import ModelRunner, load_model
 from mlfilter.filtering.keep_rules import KeepDecision
 from mlfilter.filtering.params import RayParams, ScoringParams
 from mlfilter.filtering.shards import (
@@ -34,6 +34,7 @@ from mlfilter.filtering.shards import (
     apply_shard,
     windows_of,
 )
+from mlfilter.filtering.tokenize import DocumentTokenizer, Tokenized
 
 log = logging.getLogger("mlfilter.filter")
 

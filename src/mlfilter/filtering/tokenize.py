@@ -19,6 +19,7 @@ This module does not import torch, so pool workers start quickly.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import multiprocessing
 import os
@@ -116,6 +117,11 @@ class DocumentTokenizer:
         if options.long_documents == "chunk" and options.chunk_overlap >= self.body:
             raise MlfilterError(f"chunk_overlap {options.chunk_overlap} must be below {self.body} text tokens")
         self.char_limit = (self.body + MARGIN) * CHARS_PER_TOKEN
+        self.backend = copy.deepcopy(getattr(tokenizer, "backend_tokenizer", None))
+        if self.backend is not None:
+            # A saved tokenizer.json may carry truncation/padding (all-MiniLM-L6-v2's truncates at 128).
+            self.backend.no_truncation()
+            self.backend.no_padding()
 
     def window_starts(self, length: int) -> list[int]:
         """Where the windows of a document of ``length`` tokens start."""
@@ -130,9 +136,8 @@ class DocumentTokenizer:
         return starts
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is not None:
-            return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+        if self.backend is not None:
+            return [e.ids for e in self.backend.encode_batch_fast(texts, add_special_tokens=False)]
         return self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
 
     def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], np.ndarray, np.ndarray]:

@@ -58,6 +58,7 @@ SOURCE = REPO.parent / "shared" / "data" / "fineweb-edu-llama3-annotations-1000.
 #: The engine before issue 15 (thread-pool tokenization of whole documents, per-row collate).
 OLD_REVISION = "9f0983b"
 LONG_DOCUMENT_CHARS = 100_000
+DEFAULT_THREADS = torch.get_num_threads()
 
 
 def build_model(encoder_config: str, folder: Path) -> None:
@@ -192,6 +193,7 @@ def host_part(source: list[str], tokenizer: Any, args: argparse.Namespace) -> No
             f"    new engine, pool of {args.workers} tokenizer processes: {n / pool_wall:.1f} docs/s wall "
             f"({os.cpu_count()} cores on this machine, load average {os.getloadavg()[0]:.1f})"
         )
+    pooled.close()
 
 
 # ---------------------------------------------------------------------------------------------- CPU scoring
@@ -231,7 +233,7 @@ def run_engine(scorer: Scorer, texts: list[str], window: int) -> tuple[float, np
 
 def cpu_part(source: list[str], args: argparse.Namespace) -> None:
     """The whole engine against the transformers pipeline, same model and documents."""
-    torch.set_num_threads(args.threads or torch.get_num_threads())
+    torch.set_num_threads(args.threads or DEFAULT_THREADS)
     count = args.docs or (20000 if args.device.startswith("cuda") else 300)
     texts = [source[i % len(source)] for i in range(count)]
     engines: dict[str, Scorer] = {}

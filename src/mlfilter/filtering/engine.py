@@ -186,6 +186,7 @@ class Scorer:
         self.tokenizer = DocumentTokenizer(tokenizer, self.options)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.runner = ModelRunner(model, pad, self.options)
+        self._pool: TokenizerPool | None = None
 
     @classmethod
     def load(cls, model_path: str, options: ScoringParams | None = None) -> Scorer:
@@ -212,16 +213,23 @@ class Scorer:
     def score_stream(
         self, windows: Iterable[list[T]], text_of: Callable[[T], str], prefetch: int = 2
     ) -> Iterator[tuple[list[T], ScoredDocuments]]:
-        """Score successive windows of items; the next ``prefetch`` windows tokenize (in the tokenizer pool)
-        while this one runs on the model."""
-        with TokenizerPool(self.tokenizer, self.tokenize_workers) as pool:
-            pending: deque[tuple[list[T], Any]] = deque()
-            for items in windows:
-                pending.append((items, pool.submit([text_of(item) for item in items])))
-                if len(pending) > prefetch:
-                    yield self._finish(*pending.popleft())
-            while pending:
+        """Score successive windows of items; the next ``prefetch`` windows tokenize (in the tokenizer pool, which
+        stays up for later calls until :meth:`close`) while this one runs on the model."""
+        if self._pool is None:
+            self._pool = TokenizerPool(self.tokenizer, self.tokenize_workers).__enter__()
+        pending: deque[tuple[list[T], Any]] = deque()
+        for items in windows:
+            pending.append((items, self._pool.submit([text_of(item) for item in items])))
+            if len(pending) > prefetch:
                 yield self._finish(*pending.popleft())
+        while pending:
+            yield self._finish(*pending.popleft())
+
+    def close(self) -> None:
+        """Stop the tokenizer processes (started by the first :meth:`score_stream`, kept for the next ones)."""
+        if self._pool is not None:
+            self._pool.__exit__(None, None, None)
+            self._pool = None
 
     def _finish(self, items: list[T], future: Any) -> tuple[list[T], ScoredDocuments]:
         tokenized = future.result()

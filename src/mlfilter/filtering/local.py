@@ -98,6 +98,8 @@ class LocalEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._local is not None and hasattr(self._local._scorer, "close"):
+            self._local._scorer.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

@@ -123,6 +123,14 @@ class DocumentTokenizer:
             self.backend.no_truncation()
             self.backend.no_padding()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for pool workers without the transformers wrapper when the Rust backend does the work, so a
+        worker need not import transformers."""
+        state = dict(self.__dict__)
+        if self.backend is not None:
+            state["tokenizer"] = None
+        return state
+
     def window_starts(self, length: int) -> list[int]:
         """Where the windows of a document of ``length`` tokens start."""
         if self.options.long_documents == "truncate" or length <= self.body:

@@ -9,7 +9,7 @@ Three parts, all in one process, each against its baseline side by side (``--par
   one Rust tokenizer thread and one torch thread, rates per CPU-second of the process (a core's worth of work,
   which holds on a shared machine), on real FineWeb-Edu documents and on a long-tail set where every tenth
   document is a 100k-character one. Then the current engine with a tokenizer pool of ``--workers`` processes
-  (wall-clock docs/s; on a shared machine this is bounded by the free cores).
+  (wall-clock docs/s, the pool started beforehand; on a shared machine this is bounded by the free cores).
 - ``cpu``: the whole engine against ``transformers.pipeline("text-classification", batch_size=32)`` — fixed
   batches in input order, each padded to its longest document — same model, documents and max length (512),
   float32, with the padding fraction of each batching and the largest score difference (they must agree).

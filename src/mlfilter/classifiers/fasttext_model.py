@@ -18,6 +18,7 @@ Saving writes one fastText ``.bin`` per model and :data:`~mlfilter.classifiers.b
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Sequence
@@ -32,6 +33,9 @@ from mlfilter.classifiers.base import CONFIG_NAME
 from mlfilter.scores import at_or_above, to_int_score
 
 KIND = "fasttext"
+#: Times training is retried at half the learning rate after diverging.
+RETRIES = 3
+log = logging.getLogger(__name__)
 LABEL_PREFIX = "__label__"
 
 Objective = Literal["regression", "classification"]
@@ -68,6 +72,36 @@ class FastTextConfig:
 def normalize(text: str) -> str:
     """One line of lower-cased, single-space-separated words: what every model here is trained and run on."""
     return " ".join(text.lower().split())
+
+
+def _train(fasttext: Any, path: str, config: FastTextConfig) -> Any:
+    """``fasttext.train_supervised`` on ``path``; when SGD diverges ("Encountered NaN", seen with high rates on
+    small data) it retries with the learning rate halved, up to :data:`RETRIES` times.
+
+    Raises:
+        ValueError: training still diverges at the smallest rate tried.
+    """
+    lr = config.lr
+    for _ in range(RETRIES + 1):
+        try:
+            return fasttext.train_supervised(
+                input=path,
+                dim=config.dim,
+                wordNgrams=config.word_ngrams,
+                epoch=config.epoch,
+                lr=lr,
+                minCount=config.min_count,
+                bucket=config.bucket,
+                seed=config.seed,
+                thread=config.threads,
+                verbose=0,
+            )
+        except RuntimeError as exc:
+            if "NaN" not in str(exc):
+                raise
+            log.warning("fastText diverged at learning rate %g; retrying at %g", lr, lr / 2)
+            lr /= 2
+    raise ValueError(f"fastText training diverged (NaN) down to learning rate {lr * 2:g}; lower its lr")
 
 
 def _label_values(labels: Sequence[str]) -> np.ndarray:
@@ -133,20 +167,7 @@ class FastTextClassifier:
                         "".join(f"{LABEL_PREFIX}{y} {line}\n" for y, line in zip(target, docs, strict=True)),
                         encoding="utf-8",
                     )
-                    task_models.append(
-                        fasttext.train_supervised(
-                            input=str(path),
-                            dim=config.dim,
-                            wordNgrams=config.word_ngrams,
-                            epoch=config.epoch,
-                            lr=config.lr,
-                            minCount=config.min_count,
-                            bucket=config.bucket,
-                            seed=config.seed,
-                            thread=config.threads,
-                            verbose=0,
-                        )
-                    )
+                    task_models.append(_train(fasttext, str(path), config))
                 models.append(task_models)
         return cls(task_names, num_targets, config, models)
 

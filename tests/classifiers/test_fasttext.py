@@ -58,7 +58,7 @@ def test_fits_predicts_in_range_and_round_trips(tmp_path: Path, objective: str) 
 def test_newlines_and_empty_texts_score(tmp_path: Path) -> None:
     texts, labels = data()
     model = FastTextClassifier.fit(
-        texts, labels[:, :1], task_names=["educational"], num_targets=[6], config=FastTextConfig(dim=8)
+        texts, labels[:, :1], task_names=["educational"], num_targets=[6], config=FastTextConfig()
     )
     scores = model.predict(["", "line one\nline two\r\n\ttab", texts[0]])
     assert scores.shape == (3, 1) and np.all(np.isfinite(scores))
@@ -74,7 +74,7 @@ def test_single_label_task_is_a_clear_error() -> None:
 def test_missing_model_file_is_named(tmp_path: Path) -> None:
     texts, labels = data()
     model = FastTextClassifier.fit(
-        texts, labels[:, :1], task_names=["educational"], num_targets=[6], config=FastTextConfig(dim=8)
+        texts, labels[:, :1], task_names=["educational"], num_targets=[6], config=FastTextConfig()
     )
     model.save_pretrained(tmp_path / "m")
     (tmp_path / "m" / "task0-2.bin").unlink()

@@ -52,8 +52,8 @@ class FastTextConfig:
     objective: Objective = "regression"
     dim: int = 64
     word_ngrams: int = 2
-    epoch: int = 10
-    lr: float = 0.2
+    epoch: int = 25
+    lr: float = 0.5
     min_count: int = 2
     bucket: int = 200_000
     seed: int = 0

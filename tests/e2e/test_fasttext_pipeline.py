@@ -21,11 +21,12 @@ PARAMS = {
 }
 
 
-def _write_inputs(root: Path) -> list[dict]:
-    """40 real FineWeb-Edu documents: the corpus, two annotators' scores, and 24/8/8 train/val/test splits."""
+def _write_inputs(root: Path, annotators: list[str]) -> list[dict]:
+    """40 real FineWeb-Edu documents: the corpus, the configured annotators' scores (the LLM's stand-ins), and
+    24/8/8 train/val/test splits."""
     records = [dict(r, scores=r["scores"][:1]) for r in sample_records()]
     write_jsonl(root / "data" / "sample" / "en.jsonl", [{k: r[k] for k in ("id", "text", "language")} for r in records])
-    for name, shift in (("llama", 0), ("qwen", 1)):
+    for shift, name in enumerate(annotators):
         rows = [
             annotation(r["id"], name, {"educational": [min(5, r["scores"][0] + shift * (i % 2))]})
             for i, r in enumerate(records)
@@ -46,7 +47,7 @@ def _records(folder: Path) -> list[dict]:
 @pytest.mark.slow
 def test_fasttext_trains_evaluates_and_filters_through_dvc(tmp_path: Path) -> None:
     repo = PipelineRepo.create(tmp_path / "project", PARAMS)
-    records = _write_inputs(repo.root)
+    records = _write_inputs(repo.root, list(repo.params()["annotate"]["annotators"]))
 
     for stage in ("train", "evaluate", "filter"):
         assert repo.repro("--single-item", stage) == [stage]

@@ -1,30 +1,49 @@
-"""Documents per second of the filter's scoring engine against a ``transformers`` pipeline baseline.
+"""Documents per second of the filter's scoring engine: the host feed alone, the full CPU scoring rate, and
+the CPU-class classifiers next to the encoder.
 
-Same model, same documents, same process, same max length (512 by default):
+Three parts, all in one process, each against its baseline side by side (``--parts`` picks them):
 
-- baseline: ``transformers.pipeline("text-classification", batch_size=32)`` — fixed batches in input
-  order, each padded to its longest document, one tokenizer call per document;
-- engine: :class:`mlfilter.filtering.engine.Scorer` — tokenization of the next window of documents in
-  a background thread (the Rust tokenizer over all cores), batches of length-sorted documents under a
-  token budget, ``torch.inference_mode``; on a GPU, bfloat16/float16 and SDPA attention.
+- ``host``: the host side alone. The model is replaced by a no-op of the same interface (``embed`` and
+  ``forward_embeddings``), so only reading, tokenizing, windowing, batching and collating are timed. The
+  current engine runs against the engine as it was before issue 15 (``--old-rev``, loaded from git), each with
+  one Rust tokenizer thread and one torch thread, rates per CPU-second of the process (a core's worth of work,
+  which holds on a shared machine), on real FineWeb-Edu documents and on a long-tail set where every tenth
+  document is a 100k-character one. Then the current engine with a tokenizer pool of ``--workers`` processes
+  (wall-clock docs/s, the pool started beforehand; on a shared machine this is bounded by the free cores).
+- ``cpu``: the whole engine against ``transformers.pipeline("text-classification", batch_size=32)`` — fixed
+  batches in input order, each padded to its longest document — same model, documents and max length (512),
+  float32, with the padding fraction of each batching and the largest score difference (they must agree).
+- ``classifiers``: fastText (``training.classifier: fasttext``, ordered bins and classification) and the
+  encoder (all-MiniLM-L6-v2 frozen, mean pooling, linear head, the train stage's fast path) trained on the same
+  80% of the FineWeb-Edu documents and measured on the held-out 20%: Spearman, binary F1 (label >= 3), and
+  docs/s per core (one thread, per CPU-second) through the filter's scorers.
 
-Documents: real FineWeb-Edu texts of varied lengths (``../shared/data``, ODC-BY), cycled up to
-``--docs``. Each engine runs ``--repeats`` times in turn and the fastest run counts, which damps the
-noise of a shared machine. Printed: docs/s and tokens/s of both, their ratio, the padding fraction
-of each batching, and the largest score difference between the two (the same model must agree).
+Documents: real FineWeb-Edu texts (``../shared/data``, ODC-BY), cycled up to the document counts asked for.
+Each timed run repeats ``--repeats`` times and the fastest counts, which damps the noise of a shared machine.
 
-    python benchmarks/bench_filter_engine.py                       # MiniLM (packaged), CPU
-    python benchmarks/bench_filter_engine.py --device cuda --encoder-config bert-base --docs 20000
+    python benchmarks/bench_filter_engine.py                       # MiniLM (packaged), CPU, every part
+    python benchmarks/bench_filter_engine.py --parts host --workers 16
+    python benchmarks/bench_filter_engine.py --parts cpu --device cuda --encoder-config bert-base --docs 20000
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
 from typing import Any
+
+os.environ.setdefault("RAYON_RS_NUM_CPUS", "1")  # one Rust tokenizer thread: rates below are per core
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MLFILTER_PROGRESS", "0")
 
 import numpy as np
 import torch
@@ -34,7 +53,12 @@ from mlfilter.filtering.engine import Scorer, load_model, plan_batches
 from mlfilter.filtering.params import ScoringParams
 from mlfilter.modeling import AnnotatorConfig, AnnotatorModel
 
-SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "fineweb-edu-llama3-annotations-1000.jsonl"
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = REPO.parent / "shared" / "data" / "fineweb-edu-llama3-annotations-1000.jsonl"
+#: The engine before issue 15 (thread-pool tokenization of whole documents, per-row collate).
+OLD_REVISION = "9f0983b"
+LONG_DOCUMENT_CHARS = 100_000
+DEFAULT_THREADS = torch.get_num_threads()
 
 
 def build_model(encoder_config: str, folder: Path) -> None:
@@ -56,6 +80,123 @@ def padding_fraction(lengths: np.ndarray, batches: list[np.ndarray], multiple: i
     """Share of the tokens run through the model that are padding."""
     padded = sum(-(-int(lengths[b].max()) // multiple) * multiple * len(b) for b in batches)
     return 1.0 - float(lengths.sum()) / padded
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_of(repeats: int, run: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Fastest wall time and fewest CPU seconds of this process (all its threads) over ``repeats`` runs, and
+    the last run's result. CPU seconds are what a run costs on a shared, oversubscribed machine."""
+    walls, cpus, result = [], [], None
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = run()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus), result
+
+
+def stream_scores(scorer: Any, texts: list[str], window: int) -> np.ndarray:
+    """Scores of ``texts`` through ``score_stream`` in windows of ``window`` documents, as the filter runs."""
+    windows = [texts[i : i + window] for i in range(0, len(texts), window)]
+    return np.concatenate([scored.scores[:, 0] for _, scored in scorer.score_stream(windows, lambda t: t)])
+
+
+# ---------------------------------------------------------------------------------------------- host feed
+
+
+class NoOpModel(torch.nn.Module):
+    """The model interface the engine calls (``embed``, ``forward_embeddings``, ``config.task_names``), doing
+    nothing but reading the first column of the batch it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.config = SimpleNamespace(task_names=["educational"])
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return (input_ids[:, :1] + attention_mask[:, :1]).float()
+
+    def forward_embeddings(self, embeddings: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(scores=embeddings)
+
+
+def old_engine(revision: str) -> ModuleType:
+    """``mlfilter/filtering/engine.py`` as it was at ``revision``, imported from git."""
+    source = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{revision}:src/mlfilter/filtering/engine.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    spec = importlib.util.spec_from_loader(f"engine_at_{revision}", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    exec(compile(source, f"engine.py@{revision}", "exec"), module.__dict__)
+    return module
+
+
+def long_tail(texts: list[str], count: int) -> list[str]:
+    """``count`` documents: FineWeb-Edu texts, every tenth replaced by a 100k-character document made of
+    consecutive FineWeb-Edu texts."""
+    out = []
+    for i in range(count):
+        if i % 10 == 9:
+            parts, j = [], i
+            while sum(map(len, parts)) < LONG_DOCUMENT_CHARS:
+                parts.append(texts[j % len(texts)])
+                j += 1
+            out.append("\n".join(parts)[:LONG_DOCUMENT_CHARS])
+        else:
+            out.append(texts[i % len(texts)])
+    return out
+
+
+def host_part(source: list[str], tokenizer: Any, args: argparse.Namespace) -> None:
+    """Host feed rate, new against old, per core; then the new engine with a tokenizer pool."""
+    torch.set_num_threads(1)
+    before = old_engine(args.old_rev)
+    options = ScoringParams(max_length=args.max_length, device="cpu", dtype="float32")
+    old = before.Scorer(NoOpModel(), tokenizer, options)
+    new = Scorer(NoOpModel(), tokenizer, options)
+    pooled = Scorer(NoOpModel(), tokenizer, ScoringParams(**{**options.__dict__, "tokenize_workers": args.workers}))
+    sets = {
+        "FineWeb-Edu": [source[i % len(source)] for i in range(args.host_docs)],
+        "long tail (1 in 10 of 100k chars)": long_tail(source, args.host_docs // 4),
+    }
+    print(
+        f"host feed, no-op model, max_length {args.max_length}, windows of {args.window} documents; per core = "
+        "documents per CPU-second of the process (one tokenizer thread, one torch thread):"
+    )
+    for name, texts in sets.items():
+        window_tokens = new.tokenizer(texts).lengths.sum()
+        chars = sum(map(len, texts))
+        old_wall, old_cpu, old_scores = best_of(args.repeats, lambda t=texts: stream_scores(old, t, args.window))
+        new_wall, new_cpu, new_scores = best_of(args.repeats, lambda t=texts: stream_scores(new, t, args.window))
+        pool_wall, _, pool_scores = best_of(args.repeats, lambda t=texts: stream_scores(pooled, t, args.window))
+        assert np.array_equal(old_scores, new_scores) and np.array_equal(new_scores, pool_scores), "windows differ"
+        n = len(texts)
+        print(f"  {name}: {n} documents, {chars / n:,.0f} characters and {window_tokens / n:.0f} model tokens each")
+        print(
+            f"    old engine ({args.old_rev}) : {n / old_cpu:8.1f} docs/s per core {window_tokens / old_cpu:9.0f} "
+            f"tokens/s per core  ({n / old_wall:.1f} docs/s wall)"
+        )
+        print(
+            f"    new engine           : {n / new_cpu:8.1f} docs/s per core {window_tokens / new_cpu:9.0f} "
+            f"tokens/s per core  ({n / new_wall:.1f} docs/s wall)  {old_cpu / new_cpu:.2f}x old per core; "
+            f"16 cores at this rate: {16 * n / new_cpu:,.0f} docs/s"
+        )
+        print(
+            f"    new engine, pool of {args.workers} tokenizer processes: {n / pool_wall:.1f} docs/s wall "
+            f"({os.cpu_count()} cores on this machine, load average {os.getloadavg()[0]:.1f})"
+        )
+    pooled.close()
+
+
+# ---------------------------------------------------------------------------------------------- CPU scoring
 
 
 def run_baseline(model: Any, tokenizer: Any, texts: list[str], args: argparse.Namespace) -> tuple[float, np.ndarray]:
@@ -85,41 +226,16 @@ def run_engine(scorer: Scorer, texts: list[str], window: int) -> tuple[float, np
     scorer.score(texts[:32])
     synchronize(device)
     start = time.perf_counter()
-    windows = [texts[i : i + window] for i in range(0, len(texts), window)]
-    scores = np.concatenate([scored.scores[:, 0] for _, scored in scorer.score_stream(windows, lambda t: t)])
+    scores = stream_scores(scorer, texts, window)
     synchronize(device)
     return time.perf_counter() - start, scores
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--documents", type=Path, default=SOURCE, help="JSONL with a text field")
-    parser.add_argument("--docs", type=int, help="documents to score (cycled; default 300 on CPU, 20000 on GPU)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--encoder-config", choices=["minilm", "bert-base"], default="minilm")
-    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto")
-    parser.add_argument("--baseline-dtype", choices=["float32", "bfloat16", "float16"], default="float32")
-    parser.add_argument("--max-length", type=int, default=512)
-    parser.add_argument("--batch-size", type=int, default=32, help="the baseline's fixed batch size")
-    parser.add_argument("--token-budget", type=int, default=0, help="the engine's padded tokens per batch (0: auto)")
-    parser.add_argument("--window", type=int, default=1024, help="documents the engine sorts together")
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity(hf_logging.CRITICAL)
-    hf_logging.disable_progress_bar()
-
-    with open(args.documents, encoding="utf-8") as handle:
-        source = [json.loads(line)["text"] for line in handle]
+def cpu_part(source: list[str], args: argparse.Namespace) -> None:
+    """The whole engine against the transformers pipeline, same model and documents."""
+    torch.set_num_threads(args.threads or DEFAULT_THREADS)
     count = args.docs or (20000 if args.device.startswith("cuda") else 300)
     texts = [source[i % len(source)] for i in range(count)]
-
     engines: dict[str, Scorer] = {}
     with tempfile.TemporaryDirectory() as folder:
         build_model(args.encoder_config, Path(folder))
@@ -146,8 +262,8 @@ def main() -> None:
     ]
     tokens = int(lengths.sum())
     print(
-        f"{count} documents ({len(set(texts))} distinct), {tokens} tokens at max_length {args.max_length}; "
-        f"encoder {args.encoder_config} ({parameters / 1e6:.0f}M parameters) on {args.device}, "
+        f"full scoring: {count} documents ({len(set(texts))} distinct), {tokens} tokens at max_length "
+        f"{args.max_length}; encoder {args.encoder_config} ({parameters / 1e6:.0f}M parameters) on {args.device}, "
         f"{torch.get_num_threads()} CPU threads"
     )
     times: dict[str, list[float]] = {"baseline": [], **{name: [] for name in engines}}
@@ -161,17 +277,132 @@ def main() -> None:
         print(f"  run {repeat + 1}: " + ", ".join(f"{name} {t[-1]:.2f} s" for name, t in times.items()))
     baseline = min(times["baseline"])
     print(
-        f"baseline  pipeline, batch {args.batch_size}, unsorted, {args.baseline_dtype}: {count / baseline:9.1f} docs/s "
-        f"{tokens / baseline:10.0f} tokens/s  padding {padding_fraction(lengths, fixed):.1%}"
+        f"  baseline  pipeline, batch {args.batch_size}, unsorted, {args.baseline_dtype}: {count / baseline:9.1f} "
+        f"docs/s {tokens / baseline:10.0f} tokens/s  padding {padding_fraction(lengths, fixed):.1%}"
     )
     for name in engines:
         best = min(times[name])
         difference = np.abs(scores[name] - scores["baseline"]).max()
         print(
-            f"engine    sorted, {budget}-token batches, {name}: {count / best:9.1f} docs/s {tokens / best:10.0f} "
+            f"  engine    sorted, {budget}-token batches, {name}: {count / best:9.1f} docs/s {tokens / best:10.0f} "
             f"tokens/s  padding {padding_fraction(lengths, sorted_batches, multiple):.1%}  "
             f"speed-up {baseline / best:.2f}x  max |score - baseline| {difference:.1e}"
         )
+
+
+# ---------------------------------------------------------------------------------------------- classifiers
+
+
+def classifiers_part(args: argparse.Namespace) -> None:
+    """fastText and the frozen encoder on the same split: held-out Spearman / F1 and docs/s on one core."""
+    from mlfilter.classifiers.base import load_classifier
+    from mlfilter.filtering.text_scorer import TextClassifierScorer
+    from mlfilter.params import TaskParams
+    from mlfilter.training.data import LabeledData
+    from mlfilter.training.metrics import all_metrics
+    from mlfilter.training.params import TrainingParams
+    from mlfilter.training.run import train_from_files
+
+    torch.set_num_threads(1)
+    task = TaskParams(name="educational", prompt="", num_targets=6, threshold=3)
+    rows = [json.loads(line) for line in args.documents.read_text(encoding="utf-8").splitlines() if line.strip()]
+    order = np.random.default_rng(args.seed).permutation(len(rows))
+    cut = int(0.8 * len(rows))
+    parts = {"train": order[: int(0.7 * len(rows))], "val": order[int(0.7 * len(rows)) : cut], "test": order[cut:]}
+    held_out = LabeledData(
+        texts=[rows[i]["text"] for i in parts["test"]],
+        labels=np.asarray([[rows[i]["scores"]["score"]] for i in parts["test"]], dtype=np.float64),
+        ids=[rows[i]["id"] for i in parts["test"]],
+        files=[],
+    )
+    print(
+        f"classifiers: FineWeb-Edu, seeded split {len(parts['train'])} train / {len(parts['val'])} val / "
+        f"{len(parts['test'])} held out; Spearman and binary F1 (label >= 3) on the held-out part; 1 thread"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        for name, ids in parts.items():
+            with open(scratch / f"{name}.jsonl", "w", encoding="utf-8") as handle:
+                for i in ids:
+                    handle.write(json.dumps({"text": rows[i]["text"], "scores": [rows[i]["scores"]["score"]]}) + "\n")
+        contenders = {
+            "fastText, ordered bins, word 2-grams": {"classifier": "fasttext", "is_regression": True},
+            "fastText, classification, word 2-grams": {"classifier": "fasttext", "is_regression": False},
+            f"encoder MiniLM frozen, mean pool, linear head, {args.classifier_max_length} tok": {
+                "max_length": args.classifier_max_length,
+                "num_epochs": 20,
+                "early_stopping_patience": 0,
+            },
+        }
+        for name, overrides in contenders.items():
+            params = TrainingParams(
+                embedding_cache_dir=str(scratch / "embeddings"), checkpoint_dir=str(scratch / "ckpt"), **overrides
+            )
+            folder = scratch / name.split(",")[0].replace(" ", "-")
+            start = time.perf_counter()
+            train_from_files(
+                str(scratch / "train.jsonl"),
+                str(scratch / "val.jsonl"),
+                params=params,
+                tasks=[task],
+                seed=args.seed,
+                output_dir=folder,
+                live_dir=scratch / "live",
+            )
+            train_seconds = time.perf_counter() - start
+            if params.classifier == "encoder":
+                options = ScoringParams(max_length=params.max_length, device="cpu", dtype="float32")
+                scorer: Any = Scorer.load(str(folder), options)
+            else:
+                scorer = TextClassifierScorer(load_classifier(folder))
+            scorer.score(held_out.texts[:8])
+            _, seconds, scores = best_of(1, lambda s=scorer: s.score(held_out.texts).scores.astype(np.float64))
+            flat = all_metrics(scores, scores, held_out.labels, (task,), is_regression=True)
+            print(
+                f"  {name:58s} Spearman {flat['spearman_educational']:.4f}  binary F1 "
+                f"{flat['binary_f1_educational']:.4f}  MAE {flat['mae_educational']:.3f}  "
+                f"{len(held_out) / seconds:9.1f} docs/s per core  (trained in {train_seconds:.0f} s)"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="host,cpu,classifiers", help="comma-separated: host, cpu, classifiers")
+    parser.add_argument("--documents", type=Path, default=SOURCE, help="FineWeb-Edu JSONL with text and scores")
+    parser.add_argument("--docs", type=int, help="documents to score in the cpu part (default 300 CPU, 20000 GPU)")
+    parser.add_argument("--host-docs", type=int, default=4000, help="documents in the host part's FineWeb-Edu set")
+    parser.add_argument("--old-rev", default=OLD_REVISION, help="git revision of the engine to compare against")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="tokenizer processes (host part)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads in the cpu part (0: torch's default)")
+    parser.add_argument("--encoder-config", choices=["minilm", "bert-base"], default="minilm")
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto")
+    parser.add_argument("--baseline-dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--classifier-max-length", type=int, default=256, help="the encoder's tokens (classifiers)")
+    parser.add_argument("--batch-size", type=int, default=32, help="the baseline's fixed batch size")
+    parser.add_argument("--token-budget", type=int, default=0, help="the engine's padded tokens per batch (0: auto)")
+    parser.add_argument("--window", type=int, default=1024, help="documents the engine sorts together")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity(hf_logging.CRITICAL)
+    hf_logging.disable_progress_bar()
+    if not args.documents.exists():
+        raise SystemExit(f"{args.documents}: not found (pass --documents with FineWeb-Edu JSONL)")
+    with open(args.documents, encoding="utf-8") as handle:
+        source = [json.loads(line)["text"] for line in handle]
+    parts = set(args.parts.split(","))
+    if "host" in parts:
+        host_part(source, AutoTokenizer.from_pretrained(resolve_model(EMBEDDED_ENCODER).path), args)
+    if "cpu" in parts:
+        cpu_part(source, args)
+    if "classifiers" in parts:
+        classifiers_part(args)
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from mlfilter.filtering.engine import (
-    DocumentTokenizer,
-    Scorer,
-    aggregate_windows,
-    plan_batches,
-    score_texts,
-    special_tokens,
-)
+from mlfilter.filtering.engine import Scorer, aggregate_windows, collate, plan_batches, score_texts
+from mlfilter.filtering.tokenize import DocumentTokenizer, Tokenized, TokenizerPool, special_tokens
 from tests.filtering.conftest import TEST_SCORING
 
 TOLERANCE = 1e-4
@@ -83,13 +77,38 @@ def test_score_stream_scores_each_window_like_a_single_call(
     np.testing.assert_allclose(scores, reference, atol=TOLERANCE)
 
 
-def test_token_counts_are_whole_document_lengths(loaded: tuple[Any, Any], texts: list[str]) -> None:
+def test_token_counts_are_exact_where_tokenized_whole_and_close_where_cut(
+    loaded: tuple[Any, Any], texts: list[str]
+) -> None:
     model, tokenizer = loaded
-    scored = Scorer(model, tokenizer, TEST_SCORING).score(texts)
-    expected = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-    assert scored.tokens.tolist() == expected
+    long_text = " ".join(texts[:18]) * 4
+    tokenized = DocumentTokenizer(tokenizer, TEST_SCORING)([*texts, long_text])
+    expected = np.asarray([len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in [*texts, long_text]])
+    exact = tokenized.tokens_exact
+    assert exact[:-2].any() and not exact[-1], "short texts are tokenized whole, the long one is cut"
+    np.testing.assert_array_equal(tokenized.tokens[exact], expected[exact])
+    np.testing.assert_allclose(tokenized.tokens[~exact], expected[~exact], rtol=0.25)
     assert max(expected) > TEST_SCORING.max_length, "some documents must be longer than a window"
+    scored = Scorer(model, tokenizer, TEST_SCORING).score(texts)
     assert scored.tokens[-2] == 0 and np.isfinite(scored.scores[-2]).all(), "an empty text still gets scores"
+
+
+def test_truncated_windows_equal_those_of_the_whole_text(loaded: tuple[Any, Any], texts: list[str]) -> None:
+    _, tokenizer = loaded
+    prefix, suffix = special_tokens(tokenizer)
+    hard = [
+        " ".join(texts) * 30,  # about 100k characters
+        "word " + " " * 5000 + "after a long run of spaces " * 40,
+        "x" * 20000,
+        "ünïcödé naïve café " * 400,
+        "".join(texts)[:8000].replace(" ", ""),
+    ]
+    tokenized = DocumentTokenizer(tokenizer, TEST_SCORING)(hard)
+    for doc, text in enumerate(hard):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"][: TEST_SCORING.max_length - 2]
+        window = tokenized.ids[tokenized.offsets[doc] : tokenized.offsets[doc + 1]].tolist()
+        assert window == prefix + ids + suffix, f"document {doc}"
+    assert len(hard[0]) > 100_000
 
 
 @pytest.mark.parametrize("aggregate", ["mean", "max"])
@@ -158,3 +177,30 @@ def test_bfloat16_encoder_stays_close_to_float32(model_dir: Any, texts: list[str
     scores = scorer.score(texts).scores
     assert np.abs(scores - reference).max() < 0.25
     assert np.corrcoef(scores[:, 0], reference[:, 0])[0, 1] > 0.99
+
+
+def test_a_tokenizer_pool_of_processes_gives_the_in_process_windows_and_scores(
+    loaded: tuple[Any, Any], texts: list[str], reference: np.ndarray
+) -> None:
+    model, tokenizer = loaded
+    options = dataclasses.replace(TEST_SCORING, tokenize_workers=2)
+    scorer = Scorer(model, tokenizer, options)
+    windows = [list(range(i, min(i + 5, len(texts)))) for i in range(0, len(texts), 5)]
+    results = list(scorer.score_stream(windows, lambda i: texts[i]))
+    assert [items for items, _ in results] == windows
+    np.testing.assert_allclose(np.concatenate([s.scores for _, s in results]), reference, atol=TOLERANCE)
+    in_process = DocumentTokenizer(tokenizer, options)(texts)
+    pooled = TokenizerPool(scorer.tokenizer, 2)
+    with pooled:
+        joined = pooled.submit(texts).result()
+    for field in ("ids", "offsets", "window_doc", "tokens", "tokens_exact"):
+        np.testing.assert_array_equal(getattr(joined, field), getattr(in_process, field))
+
+
+def test_vectorised_collate_pads_each_row_after_its_window() -> None:
+    ids = np.asarray([101, 5, 6, 102, 101, 102, 101, 7, 8, 9, 102], dtype=np.int32)
+    windows = Tokenized(ids, np.asarray([0, 4, 6, 11]), np.arange(3), np.asarray([2, 0, 3]))
+    out = np.full((4, 8), -1, dtype=np.int64)
+    collate(windows, np.asarray([2, 0, 1]), 6, 0, out)
+    assert out[:3, :6].tolist() == [[101, 7, 8, 9, 102, 0], [101, 5, 6, 102, 0, 0], [101, 102, 0, 0, 0, 0]]
+    assert (out[3] == -1).all() and (out[:, 6:] == -1).all(), "only the batch's rows and width are written"

@@ -17,7 +17,7 @@ from mlfilter.cli import main as cli_main
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.engine import score_texts
 from mlfilter.filtering.params import KeepParams
-from mlfilter.filtering.pipeline import run_filter
+from mlfilter.filtering.pipeline import read_model_tasks, run_filter
 from mlfilter.records import RecordWriter
 from mlfilter.scores import at_or_above
 from tests.filtering.conftest import TEST_SCORING, file_bytes, filter_params, read_folder, write_shards
@@ -67,9 +67,13 @@ def test_threshold_run_keeps_documents_at_or_above_the_threshold_with_their_scor
     assert [r["id"] for r in kept] == kept_ids
     originals = {d["id"]: d for d in documents}
     by_id = {a["id"]: a for a in attributes}
+    task_names, num_targets, _ = read_model_tasks(str(model_dir))
     for record in kept:
         scores = record.pop("scores")
         assert scores == by_id[record["id"]]["scores"]
+        for name, k, score in zip(task_names, num_targets, scores, strict=True):
+            assert record.pop(f"{name}_score") == score
+            assert record.pop(f"{name}_int_score") == min(k - 1, max(0, int(np.floor(score + 0.5))))
         assert {k: v for k, v in record.items() if v is not None} == originals[record["id"]], "record unchanged"
 
     dropped = len(documents) - len(kept_ids)

@@ -15,6 +15,7 @@ from mlfilter.filtering.shards import (
     histogram_edges,
     marker_matches,
     marker_path,
+    named_scores,
     plan_shards,
     relative_names,
     remove_orphans,
@@ -91,3 +92,17 @@ def test_histograms_bin_scores_per_language_with_token_weights() -> None:
     assert documents[1] == 1 and documents[6] == 1 and documents[-1] == 1
     assert tokens[6] == 20 and tokens[-1] == 40
     assert stats.as_dict()["unknown"]["histogram"]["educational"]["documents"][5] == 1
+
+
+def test_named_scores_round_half_up_clip_to_the_label_range_and_keep_missing_as_null() -> None:
+    fields = named_scores(["edu", "adult", "toxic"], [6, 2, 3], [2.5, 1.7, None])
+    assert fields == {
+        "edu_score": 2.5,
+        "edu_int_score": 3,
+        "adult_score": 1.7,
+        "adult_int_score": 1,
+        "toxic_score": None,
+        "toxic_int_score": None,
+    }
+    assert named_scores(["edu"], [6], [float("nan")]) == {"edu_score": None, "edu_int_score": None}
+    assert named_scores(["edu"], [6], [-0.4])["edu_int_score"] == 0

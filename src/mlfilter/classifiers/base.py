@@ -26,6 +26,7 @@ class TextClassifier(Protocol):
     """A trained classifier with one score per task, in label units (``0 .. num_targets - 1``)."""
 
     task_names: list[str]
+    num_targets: list[int]
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Scores of shape ``(len(texts), len(task_names))``, float64; the expected label per task."""

@@ -14,6 +14,7 @@ less noisy than any one annotator and a ratio above 1 is possible.
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,14 +102,18 @@ def predict_scores(
     device: str = "auto",
     dtype: str = "auto",
 ) -> tuple[np.ndarray, list[str]]:
-    """Score texts with a saved :class:`~mlfilter.modeling.AnnotatorModel`: ``(scores[doc, task], task names)``.
+    """Score texts with a saved model of any kind (:mod:`mlfilter.classifiers`): ``(scores[doc, task], task names)``.
 
     Runs through the filter stage's scoring engine (:func:`mlfilter.filtering.engine.score_texts`), so
     the test split is scored exactly as the filter will score the corpus: same tokenization, long-text
     handling, length-sorted batches under ``torch.inference_mode()`` and precision.
     """
+    from mlfilter.classifiers.base import ENCODER, classifier_kind, load_classifier
     from mlfilter.filtering.engine import load_model, score_texts
 
+    if os.path.isdir(model_dir) and classifier_kind(model_dir) != ENCODER:
+        classifier = load_classifier(model_dir)
+        return np.asarray(classifier.predict(list(texts)), dtype=np.float64), list(classifier.task_names)
     model, tokenizer = load_model(model_dir, device, dtype)
     scores = score_texts(model, tokenizer, texts, max_length=max_length, long_documents=long_documents)
     return np.asarray(scores, dtype=np.float64), list(model.config.task_names)

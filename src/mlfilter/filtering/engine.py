@@ -1,9 +1,11 @@
 """The scoring engine: documents in, one score per task out, as fast as the hardware allows.
 
-- Tokenization runs in the fast (Rust) tokenizer, which spreads each batch over all cores, in a
-  background thread that prepares the next window of documents while the model scores this one.
+- Tokenization (:mod:`mlfilter.filtering.tokenize`) reads only the head of a document in truncate mode, builds
+  windows with NumPy, and runs in a pool of worker processes that prepares the next windows of documents while
+  the model scores this one.
 - Windows of documents are sorted by token length and cut into batches under a token budget, so
-  batches hold documents of similar length and carry little padding.
+  batches hold documents of similar length and carry little padding; batches are collated with NumPy into
+  reused host buffers (pinned on a GPU, copied on a side stream while the previous batch computes).
 - The model runs under ``torch.inference_mode`` with SDPA attention; on a GPU its encoder runs in
   bfloat16 (float16 where bfloat16 is unsupported), and in bfloat16 on CPUs with native bfloat16
   arithmetic (AVX512-BF16, AMX), while the task heads stay in float32.
@@ -16,11 +18,10 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,34 +30,10 @@ import torch
 
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.params import ChunkAggregate, ScoringParams
+from mlfilter.filtering.tokenize import DocumentTokenizer, Tokenized, TokenizerPool, default_workers
 
 T = TypeVar("T")
 log = logging.getLogger("mlfilter.filter")
-
-
-@dataclass(frozen=True)
-class Tokenized:
-    """Token windows of a list of documents, stored flat.
-
-    Window ``w`` is ``ids[offsets[w]:offsets[w + 1]]`` (special tokens included) and belongs to document
-    ``window_doc[w]``; windows are grouped by document, in document order. ``tokens[d]`` is the length
-    of document ``d`` in tokens (special tokens excluded, before truncation).
-    """
-
-    ids: np.ndarray
-    offsets: np.ndarray
-    window_doc: np.ndarray
-    tokens: np.ndarray
-
-    @property
-    def num_docs(self) -> int:
-        """Number of documents."""
-        return len(self.tokens)
-
-    @property
-    def lengths(self) -> np.ndarray:
-        """Length of each window in tokens."""
-        return np.diff(self.offsets)
 
 
 @dataclass(frozen=True)
@@ -65,69 +42,6 @@ class ScoredDocuments:
 
     scores: np.ndarray
     tokens: np.ndarray
-
-
-def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
-    """The token ids a tokenizer puts before and after a single sequence (e.g. ``[CLS]`` and ``[SEP]``)."""
-    probe = "scoring engine probe text"
-    full = list(tokenizer(probe)["input_ids"])
-    plain = list(tokenizer(probe, add_special_tokens=False)["input_ids"])
-    for start in range(len(full) - len(plain) + 1):
-        if full[start : start + len(plain)] == plain:
-            return full[:start], full[start + len(plain) :]
-    raise MlfilterError(f"{type(tokenizer).__name__}: cannot tell which special tokens it adds around a text")
-
-
-class DocumentTokenizer:
-    """Turns texts into token windows of at most ``max_length`` tokens (special tokens included)."""
-
-    def __init__(self, tokenizer: Any, options: ScoringParams) -> None:
-        self.tokenizer = tokenizer
-        self.options = options
-        self.prefix, self.suffix = special_tokens(tokenizer)
-        self.body = options.max_length - len(self.prefix) - len(self.suffix)
-        if self.body < 1:
-            raise MlfilterError(f"max_length {options.max_length} leaves no room for text between special tokens")
-        if options.long_documents == "chunk" and options.chunk_overlap >= self.body:
-            raise MlfilterError(f"chunk_overlap {options.chunk_overlap} must be below {self.body} text tokens")
-
-    def window_starts(self, length: int) -> list[int]:
-        """Where the windows of a document of ``length`` tokens start."""
-        if self.options.long_documents == "truncate" or length <= self.body:
-            return [0]
-        step = self.body - self.options.chunk_overlap
-        count = max(1, -(-(length - self.options.chunk_overlap) // step))
-        starts = [i * step for i in range(count)]
-        if count > self.options.max_chunks:
-            picked = np.unique(np.linspace(0, count - 1, self.options.max_chunks).round().astype(int))
-            starts = [starts[i] for i in picked]
-        return starts
-
-    def __call__(self, texts: Sequence[str]) -> Tokenized:
-        """Tokenize ``texts`` (in parallel inside the Rust tokenizer) into windows."""
-        encoded = self.tokenizer(
-            list(texts),
-            add_special_tokens=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
-        )["input_ids"]
-        windows: list[list[int]] = []
-        window_doc: list[int] = []
-        for doc, ids in enumerate(encoded):
-            for start in self.window_starts(len(ids)):
-                windows.append(self.prefix + ids[start : start + self.body] + self.suffix)
-                window_doc.append(doc)
-        lengths = np.fromiter((len(w) for w in windows), dtype=np.int64, count=len(windows))
-        offsets = np.zeros(len(windows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        flat = np.fromiter(itertools.chain.from_iterable(windows), dtype=np.int32, count=int(offsets[-1]))
-        return Tokenized(
-            ids=flat,
-            offsets=offsets,
-            window_doc=np.asarray(window_doc, dtype=np.int64),
-            tokens=np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(encoded)),
-        )
 
 
 def plan_batches(lengths: np.ndarray, token_budget: int, max_batch_size: int, multiple: int = 1) -> list[np.ndarray]:
@@ -163,8 +77,30 @@ def aggregate_windows(
     return out.astype(np.float32)
 
 
+def collate(tokenized: Tokenized, windows: np.ndarray, width: int, pad_token_id: int, out: np.ndarray) -> None:
+    """Write windows ``windows`` of ``tokenized`` as rows of ``out[:len(windows), :width]``, padded (vectorised).
+
+    ``out`` is int64 with at least ``len(windows)`` rows and ``width`` columns; the attention mask of a row is
+    its positions below the window's length.
+    """
+    lengths = tokenized.lengths[windows]
+    columns = np.arange(width)
+    mask = columns[None, :] < lengths[:, None]
+    index = np.minimum(tokenized.offsets[windows][:, None] + columns[None, :], max(len(tokenized.ids) - 1, 0))
+    view = out[: len(windows), :width]
+    if len(tokenized.ids):
+        np.copyto(view, np.where(mask, tokenized.ids[index], pad_token_id))
+    else:
+        view.fill(pad_token_id)
+
+
 class ModelRunner:
-    """Runs an :class:`~mlfilter.modeling.AnnotatorModel` over token windows in length-sorted batches."""
+    """Runs an :class:`~mlfilter.modeling.AnnotatorModel` over token windows in length-sorted batches.
+
+    Batches are collated with NumPy into a reused host buffer. On a GPU, two pinned host buffers take turns: a
+    batch is copied to the device on a side stream while the previous batch computes, and the buffer it used is
+    refilled only once that copy is done; scores stay on the device until the whole window is through.
+    """
 
     def __init__(self, model: torch.nn.Module, pad_token_id: int, options: ScoringParams) -> None:
         self.model = model.eval()
@@ -173,22 +109,52 @@ class ModelRunner:
         self.device = next(model.parameters()).device
         self.multiple = 8 if self.device.type == "cuda" else 1
         self.token_budget = options.token_budget or (32768 if self.device.type == "cuda" else 4096)
+        self._buffers: list[torch.Tensor] = []
+        self._copied: list[Any] = []
 
     @property
     def num_tasks(self) -> int:
         """Number of scores per document."""
         return len(self.model.config.task_names)
 
-    def _collate(self, tokenized: Tokenized, windows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        lengths = tokenized.lengths[windows]
-        width = -(-int(lengths.max()) // self.multiple) * self.multiple
-        ids = np.full((len(windows), width), self.pad_token_id, dtype=np.int64)
-        for row, window in enumerate(windows):
-            ids[row, : lengths[row]] = tokenized.ids[tokenized.offsets[window] : tokenized.offsets[window + 1]]
-        mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
-        pin = self.device.type == "cuda"
-        tensors = [torch.from_numpy(a).pin_memory() if pin else torch.from_numpy(a) for a in (ids, mask)]
-        return tensors[0].to(self.device, non_blocking=pin), tensors[1].to(self.device, non_blocking=pin)
+    def _host_buffer(self, slot: int, rows: int, width: int) -> torch.Tensor:
+        """Host buffer ``slot`` with room for ``rows x width`` ids (pinned on a GPU), grown when too small."""
+        while len(self._buffers) <= slot:
+            self._buffers.append(torch.empty(0, dtype=torch.int64))
+            self._copied.append(None)
+        if self._buffers[slot].numel() < rows * width:
+            size = max(rows * width, self.token_budget + self.options.max_length)
+            self._buffers[slot] = torch.empty(size, dtype=torch.int64, pin_memory=self.device.type == "cuda")
+        return self._buffers[slot][: rows * width].view(rows, width)
+
+    def _to_device(self, tokenized: Tokenized, batch: np.ndarray, slot: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input ids and attention mask of the windows ``batch`` on the model's device."""
+        lengths = tokenized.lengths[batch]
+        width = max(1, -(-int(lengths.max()) // self.multiple) * self.multiple)
+        cuda = self.device.type == "cuda"
+        if cuda and slot < len(self._copied) and self._copied[slot] is not None:
+            self._copied[slot].synchronize()
+        host = self._host_buffer(slot, len(batch), width)
+        collate(tokenized, batch, width, self.pad_token_id, host.numpy())
+        if not cuda:
+            return host, _positions(width, lengths).to(torch.int64)
+        stream = self._stream()
+        with torch.cuda.stream(stream):
+            ids = host.to(self.device, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record(stream)
+        self._copied[slot] = event
+        compute = torch.cuda.current_stream(self.device)
+        compute.wait_event(event)
+        ids.record_stream(compute)
+        lengths_device = torch.from_numpy(lengths).to(self.device)
+        mask = torch.arange(width, device=self.device)[None, :] < lengths_device[:, None]
+        return ids, mask.to(torch.int64)
+
+    def _stream(self) -> Any:
+        if not hasattr(self, "_copy_stream"):
+            self._copy_stream = torch.cuda.Stream(self.device)
+        return self._copy_stream
 
     def __call__(self, tokenized: Tokenized) -> np.ndarray:
         """Scores ``[documents, tasks]`` in document order (NaN for a document without windows)."""
@@ -196,13 +162,19 @@ class ModelRunner:
         window_scores = np.empty((len(lengths), self.num_tasks), dtype=np.float32)
         outputs = []
         with torch.inference_mode():
-            for batch in plan_batches(lengths, self.token_budget, self.options.max_batch_size, self.multiple):
-                ids, mask = self._collate(tokenized, batch)
+            batches = plan_batches(lengths, self.token_budget, self.options.max_batch_size, self.multiple)
+            for number, batch in enumerate(batches):
+                ids, mask = self._to_device(tokenized, batch, number % 2)
                 embeddings = self.model.embed(ids, mask).float()
                 outputs.append((batch, self.model.forward_embeddings(embeddings).scores.float()))
             for batch, scores in outputs:
                 window_scores[batch] = scores.cpu().numpy()
         return aggregate_windows(window_scores, tokenized.window_doc, tokenized.num_docs, self.options.chunk_aggregate)
+
+
+def _positions(width: int, lengths: np.ndarray) -> torch.Tensor:
+    """Boolean ``[rows, width]``: True at positions below each row's length."""
+    return torch.from_numpy(np.arange(width)[None, :] < lengths[:, None])
 
 
 class Scorer:
@@ -214,6 +186,7 @@ class Scorer:
         self.tokenizer = DocumentTokenizer(tokenizer, self.options)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.runner = ModelRunner(model, pad, self.options)
+        self._pool: TokenizerPool | None = None
 
     @classmethod
     def load(cls, model_path: str, options: ScoringParams | None = None) -> Scorer:
@@ -227,24 +200,36 @@ class Scorer:
         """The model's task names, in score column order."""
         return list(self.model.config.task_names)
 
+    @property
+    def tokenize_workers(self) -> int:
+        """Tokenizer processes of :meth:`score_stream` (``options.tokenize_workers``; 0 picks by device)."""
+        return self.options.tokenize_workers or default_workers(self.runner.device.type)
+
     def score(self, texts: Sequence[str]) -> ScoredDocuments:
-        """Score a list of texts; results in input order."""
+        """Score a list of texts in this process; results in input order."""
         tokenized = self.tokenizer(texts)
         return ScoredDocuments(self.runner(tokenized), tokenized.tokens)
 
     def score_stream(
-        self, windows: Iterable[list[T]], text_of: Callable[[T], str]
+        self, windows: Iterable[list[T]], text_of: Callable[[T], str], prefetch: int = 2
     ) -> Iterator[tuple[list[T], ScoredDocuments]]:
-        """Score successive windows of items, tokenizing the next window while this one runs on the model."""
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
-            pending = None
-            for items in windows:
-                future = pool.submit(self.tokenizer, [text_of(item) for item in items])
-                if pending is not None:
-                    yield self._finish(*pending)
-                pending = (items, future)
-            if pending is not None:
-                yield self._finish(*pending)
+        """Score successive windows of items; the next ``prefetch`` windows tokenize (in the tokenizer pool, which
+        stays up for later calls until :meth:`close`) while this one runs on the model."""
+        if self._pool is None:
+            self._pool = TokenizerPool(self.tokenizer, self.tokenize_workers).__enter__()
+        pending: deque[tuple[list[T], Any]] = deque()
+        for items in windows:
+            pending.append((items, self._pool.submit([text_of(item) for item in items])))
+            if len(pending) > prefetch:
+                yield self._finish(*pending.popleft())
+        while pending:
+            yield self._finish(*pending.popleft())
+
+    def close(self) -> None:
+        """Stop the tokenizer processes (started by the first :meth:`score_stream`, kept for the next ones)."""
+        if self._pool is not None:
+            self._pool.__exit__(None, None, None)
+            self._pool = None
 
     def _finish(self, items: list[T], future: Any) -> tuple[list[T], ScoredDocuments]:
         tokenized = future.result()

@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 
-from mlfilter.filtering.engine import Scorer
 from mlfilter.filtering.keep_rules import KeepDecision
 from mlfilter.filtering.params import ScoringParams
 from mlfilter.filtering.shards import ShardJob, ShardOutcome, ShardSettings, apply_shard, score_shard
+from mlfilter.filtering.text_scorer import load_scorer
+from mlfilter.filtering.tokenize import default_workers
 
 log = logging.getLogger("mlfilter.filter")
 
@@ -38,12 +39,13 @@ class _Worker:
     def __init__(self, model_path: str, options: ScoringParams) -> None:
         self.model_path = model_path
         self.options = options
-        self._scorer: Scorer | None = None
+        self._scorer: Any = None
 
     @property
-    def scorer(self) -> Scorer:
+    def scorer(self) -> Any:
+        """The encoder :class:`~mlfilter.filtering.engine.Scorer` or text-classifier scorer of the model."""
         if self._scorer is None:
-            self._scorer = Scorer.load(self.model_path, self.options)
+            self._scorer = load_scorer(self.model_path, self.options)
         return self._scorer
 
 
@@ -68,8 +70,12 @@ class LocalEngine:
 
     def __init__(self, model_path: str, options: ScoringParams, workers: int = 0) -> None:
         self.model_path = model_path
-        self.options = options
         self.devices = plan_devices(options.device, workers)
+        gpu_workers = sum(device.startswith("cuda") for device in self.devices)
+        if gpu_workers and not options.tokenize_workers:
+            # The cores are shared by the tokenizer pools of all GPU workers.
+            options = replace(options, tokenize_workers=max(1, default_workers("cuda") // gpu_workers))
+        self.options = options
         self._pool: ProcessPoolExecutor | None = None
         self._local: _Worker | None = None
 
@@ -92,6 +98,8 @@ class LocalEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._local is not None and hasattr(self._local._scorer, "close"):
+            self._local._scorer.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

@@ -23,6 +23,8 @@ class ScoringParams:
     maxed (``chunk``); at most ``max_chunks`` evenly spaced windows are scored per document.
     ``token_budget`` 0 picks 4096 padded tokens per batch on a CPU and 32768 on a GPU; ``dtype`` auto
     picks bfloat16 on GPUs and on CPUs with native bfloat16 arithmetic, float32 elsewhere.
+    ``tokenize_workers``: tokenizer processes per scorer (0: the usable cores when scoring on a GPU, none —
+    in-process — on a CPU, whose cores run the model); a runtime knob, it never changes scores.
     """
 
     max_length: int = 512
@@ -33,6 +35,7 @@ class ScoringParams:
     token_budget: int = 0
     max_batch_size: int = 256
     window: int = 4096
+    tokenize_workers: int = 0
     device: str = "auto"
     dtype: Dtype = "auto"
 
@@ -45,6 +48,10 @@ class ScoringParams:
             )
         if self.token_budget < 0:
             raise ParamsError(f"filter.scoring.token_budget: expected 0 (auto) or more, got {self.token_budget}")
+        if self.tokenize_workers < 0:
+            raise ParamsError(
+                f"filter.scoring.tokenize_workers: expected 0 (auto) or more, got {self.tokenize_workers}"
+            )
         for name in ("max_chunks", "max_batch_size", "window"):
             if getattr(self, name) < 1:
                 raise ParamsError(f"filter.scoring.{name}: expected a positive integer, got {getattr(self, name)}")

@@ -48,9 +48,13 @@ def read_calibrated_cuts(model_path: str) -> list[float | None] | None:
 
 
 def read_model_tasks(model_path: str) -> tuple[list[str], list[int], dict[str, float]]:
-    """Task names, label counts and (when training recorded them) thresholds of a saved AnnotatorModel."""
+    """Task names, label counts and (when training recorded them) thresholds of a saved model of any kind."""
+    from mlfilter.classifiers.base import ENCODER, classifier_kind, load_classifier
     from mlfilter.modeling import AnnotatorConfig
 
+    if Path(model_path).is_dir() and classifier_kind(model_path) != ENCODER:
+        classifier = load_classifier(model_path)
+        return list(classifier.task_names), list(classifier.num_targets), {}
     if not Path(model_path, "config.json").is_file():
         raise MlfilterError(f"{model_path}: no saved model there (train one with `dvc repro train`)")
     config = AnnotatorConfig.from_pretrained(model_path)
@@ -192,7 +196,8 @@ def run_filter(
         on_bad_record=params.on_bad_record,
         score_field=params.score_field,
         window=params.scoring.window,
-        parquet_schema=parquet_output_schema(jobs, params.score_field, params.parquet_schema),
+        parquet_schema=parquet_output_schema(jobs, params.score_field, params.parquet_schema, task_names),
+        num_targets=tuple(num_targets),
     )
     fingerprints = source_fingerprints(jobs, settings.scoring_fingerprint)
     to_score = [

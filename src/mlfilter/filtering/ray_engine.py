@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from mlfilter.classifiers.base import ENCODER, classifier_kind
 from mlfilter.errors import MlfilterError
-from mlfilter.filtering.engine import DocumentTokenizer, ModelRunner, Tokenized, load_model
+from mlfilter.filtering.engine import ModelRunner, load_model
 from mlfilter.filtering.keep_rules import KeepDecision
 from mlfilter.filtering.params import RayParams, ScoringParams
 from mlfilter.filtering.shards import (
@@ -34,6 +35,7 @@ from mlfilter.filtering.shards import (
     is_empty_text,
     windows_of,
 )
+from mlfilter.filtering.tokenize import DocumentTokenizer, Tokenized
 
 log = logging.getLogger("mlfilter.filter")
 
@@ -206,6 +208,11 @@ class RayEngine:
         """Score shards through a Ray Data pipeline; outcomes in shard order as shards complete."""
         if not jobs:
             return
+        if classifier_kind(self.model_path) != ENCODER:
+            raise MlfilterError(
+                f"{self.model_path}: filter.engine 'ray' scores encoder models; use engine 'local' for this "
+                f"{classifier_kind(self.model_path)} classifier (it needs no GPU)"
+            )
         ray = _ray()
         from ray.data import ActorPoolStrategy, DataContext
 

@@ -8,8 +8,9 @@ output file (both atomic):
    whitespace-only text has no score: ``null`` for every task, left out of the histograms and counted
    as ``empty``;
 2. **apply**: the keep rule reads the attributes back and writes the kept documents, unchanged but
-   for the added scores, to the output shard of the same name. Empty documents are kept with ``null``
-   scores under the ``all`` rule and dropped as ``empty_text`` under every other rule.
+   for the added scores (the list in task order, and ``<task>_score`` / ``<task>_int_score`` per task), to the
+   output shard of the same name. Empty documents are kept with ``null`` scores under the ``all`` rule and
+   dropped as ``empty_text`` under every other rule.
 
 Markers live in a hidden folder beside each output folder (``data/.filtered.markers/<name>.done`` for
 ``data/filtered/<name>``), never inside it: a glob of the output folder sees only data, and the
@@ -51,6 +52,7 @@ from mlfilter.records import (
     open_binary,
     record_format,
 )
+from mlfilter.scores import to_int_score
 
 FORMAT_VERSION = 1
 MARKER_SUFFIX = ".done"
@@ -100,6 +102,19 @@ class ShardSettings:
     window: int = 4096
     #: Arrow schema of every Parquet output shard (the input's plus the score column); None without Parquet.
     parquet_schema: Any = None
+    #: Labels per task (``0 .. K-1``), for the rounded ``<task>_int_score`` fields; empty: no named fields.
+    num_targets: tuple[int, ...] = ()
+
+
+def named_scores(task_names: Sequence[str], num_targets: Sequence[int], scores: Sequence[float | None]) -> dict:
+    """``<task>_score`` and ``<task>_int_score`` (:func:`mlfilter.scores.to_int_score`) per task, as FineWeb-Edu's
+    and the peers' tools name them; None where a score is missing."""
+    fields: dict[str, float | int | None] = {}
+    for name, k, value in zip(task_names, num_targets, scores, strict=True):
+        missing = value is None or not np.isfinite(value)
+        fields[f"{name}_score"] = None if missing else value
+        fields[f"{name}_int_score"] = None if missing else int(to_int_score(value, k))
+    return fields
 
 
 @dataclass
@@ -306,8 +321,11 @@ class ShardReader:
         return self.documents + sum(self.dropped.values())
 
 
-def parquet_output_schema(jobs: Sequence[ShardJob], score_field: str, policy: str) -> Any:
-    """The Arrow schema of the Parquet output shards: the inputs' schema plus ``score_field`` (list of float64).
+def parquet_output_schema(
+    jobs: Sequence[ShardJob], score_field: str, policy: str, task_names: Sequence[str] = ()
+) -> Any:
+    """The Arrow schema of the Parquet output shards: the inputs' schema plus ``score_field`` (list of float64)
+    and, per task of ``task_names``, ``<task>_score`` (float64) and ``<task>_int_score`` (int64).
 
     Reads only the footers. ``policy`` ``same``: every Parquet input must have the first one's schema, else
     :class:`ShardError` names both files; ``unify``: the union of all their schemas. None without Parquet input.
@@ -332,9 +350,13 @@ def parquet_output_schema(jobs: Sequence[ShardJob], score_field: str, policy: st
         schema = pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise ShardError(f"the Parquet inputs' schemas cannot be unified: {exc}") from None
-    scores = pa.field(score_field, pa.list_(pa.float64()))
-    index = schema.get_field_index(score_field)
-    return schema.set(index, scores) if index >= 0 else schema.append(scores)
+    added = [pa.field(score_field, pa.list_(pa.float64()))]
+    for name in task_names:
+        added += [pa.field(f"{name}_score", pa.float64()), pa.field(f"{name}_int_score", pa.int64())]
+    for column in added:
+        index = schema.get_field_index(column.name)
+        schema = schema.set(index, column) if index >= 0 else schema.append(column)
+    return schema
 
 
 def _schema_difference(first: Any, second: Any) -> str:
@@ -530,7 +552,8 @@ def apply_shard(job: ShardJob, settings: ShardSettings, decision: KeepDecision, 
                 if not kept:
                     dropped[decision.drop_reason] += 1
                     continue
-                writer.write({**record, settings.score_field: attribute["scores"]})
+                named = named_scores(settings.task_names, settings.num_targets, attribute["scores"])
+                writer.write({**record, settings.score_field: attribute["scores"], **named})
                 counts = kept_by_language.setdefault(document.language or UNKNOWN_LANGUAGE, [0, 0])
                 counts[0] += 1
                 counts[1] += int(attribute["tokens"])

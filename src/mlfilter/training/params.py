@@ -11,6 +11,8 @@ from mlfilter.params import ParamsError
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Mode = Literal["frozen", "finetune", "auto"]
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
+#: ``encoder``: an AnnotatorModel on ``base_model``; the others: a kind of :mod:`mlfilter.classifiers`.
+ClassifierKind = Literal["encoder", "fasttext", "tfidf"]
 
 #: Metrics computed per task on the validation split (see :mod:`mlfilter.training.metrics`).
 METRIC_NAMES = ("mae", "mse", "spearman", "accuracy", "macro_f1", "binary_f1")
@@ -27,8 +29,11 @@ class TrainingParams:
     ``auto`` trains both and keeps the one with the better validation ``best_metric``.
     ``calibration_precision``: None picks each task's calibrated cut by maximal validation F1, a value in
     (0, 1] the lowest cut whose validation precision reaches it.
-    """
 
+    ``classifier`` other than ``encoder`` trains that kind of :mod:`mlfilter.classifiers` on the same labels
+    instead (``is_regression`` picks its objective; the encoder, optimiser and head keys do not apply)."""
+
+    classifier: ClassifierKind = "encoder"
     base_model: str = EMBEDDED_ENCODER
     mode: Mode = "auto"
     frozen_fast_path: bool = True

@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,10 @@ from transformers import (
 )
 
 from mlfilter.atomic import write_json
+from mlfilter.classifiers.base import ENCODER
 from mlfilter.embedded import resolve_model
 from mlfilter.errors import MlfilterError
+from mlfilter.export import EXPORT_FOLDER, export_sequence_classifier
 from mlfilter.modeling import AnnotatorModel
 from mlfilter.params import TaskParams, to_plain
 from mlfilter.reports import Stopwatch
@@ -341,6 +343,12 @@ def train_from_files(
     train = read_labeled(train_path, tasks, params.text_column, params.label_column, integer_labels=integer)
     val = read_labeled(val_path, tasks, params.text_column, params.label_column, integer_labels=integer)
     logger.info("training on %d documents, validating on %d", len(train), len(val))
+    if params.classifier != ENCODER:
+        from mlfilter.training.text_classifier import train_text_classifier
+
+        return train_text_classifier(
+            train, val, params=params, tasks=tasks, seed=seed, output_dir=output_dir, live_dir=live_dir
+        )
     return train_annotator(train, val, params=params, tasks=tasks, seed=seed, output_dir=output_dir, live_dir=live_dir)
 
 
@@ -436,10 +444,8 @@ def _data_summary(data: LabeledData, tasks: Sequence[TaskParams]) -> dict[str, A
 
 def save_model(model: AnnotatorModel, tokenizer: PreTrainedTokenizerBase, card: str, output_dir: Path) -> None:
     """Write model (safetensors), config, tokenizer and card to a temporary sibling folder, then swap it in."""
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = output_dir.with_name(f".{output_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+
+    def write(staging: Path) -> None:
         model.save_pretrained(staging)
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if backend is not None:
@@ -449,6 +455,18 @@ def save_model(model: AnnotatorModel, tokenizer: PreTrainedTokenizerBase, card: 
             backend.no_padding()
         tokenizer.save_pretrained(staging)
         (staging / "README.md").write_text(card, encoding="utf-8")
+        export_sequence_classifier(model, tokenizer, staging / EXPORT_FOLDER)
+
+    publish_folder(output_dir, write)
+
+
+def publish_folder(output_dir: Path, write: Callable[[Path], None]) -> None:
+    """Let ``write`` fill a temporary sibling folder of ``output_dir``, then swap it in as ``output_dir``."""
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = output_dir.with_name(f".{output_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        write(staging)
         if output_dir.exists():
             retired = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
             os.replace(output_dir, retired)

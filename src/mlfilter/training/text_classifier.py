@@ -1,0 +1,123 @@
+"""Train a non-encoder classifier (``training.classifier: fasttext | tfidf``) on the same labels as the encoder.
+
+The classifier kind comes from :data:`mlfilter.classifiers.base.IMPLEMENTATIONS`; it is fitted on the train
+split, measured on val with the encoder's metrics (:func:`mlfilter.training.metrics.all_metrics`), and saved to
+the same model folder (swapped in whole) with a model card; DVCLive gets the same summary keys as the encoder's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from dvclive import Live
+
+from mlfilter.classifiers.base import IMPLEMENTATIONS
+from mlfilter.params import TaskParams
+from mlfilter.reports import Stopwatch
+from mlfilter.training.data import LabeledData
+from mlfilter.training.metrics import all_metrics, nested_metrics
+from mlfilter.training.params import TrainingParams
+from mlfilter.training.run import TrainingResult, publish_folder
+
+
+def fit_options(kind: str, params: TrainingParams, seed: int) -> dict[str, Any]:
+    """Keyword arguments of the kind's ``fit`` beyond texts, labels and tasks (its objective and seed)."""
+    if kind == "fasttext":
+        from mlfilter.classifiers.fasttext_model import FastTextConfig
+
+        return {
+            "config": FastTextConfig(objective="regression" if params.is_regression else "classification", seed=seed)
+        }
+    return {}
+
+
+def render_card(kind: str, tasks: Sequence[TaskParams], val: dict[str, dict[str, float]], documents: int) -> str:
+    """A short model card: kind, tasks and their score columns, validation metrics, how to load it."""
+    rows = "\n".join(
+        f"| {t.name} | 0..{t.num_targets - 1} | {t.name}_score, {t.name}_int_score | "
+        f"{val[t.name]['spearman']:.4f} | {val[t.name]['mae']:.4f} | {val[t.name]['binary_f1']:.4f} |"
+        for t in tasks
+    )
+    return f"""---
+tags: [mlfilter, data-filtering, {kind}]
+---
+
+# mlfilter {kind} classifier
+
+Trained on {documents} labelled documents by `training.classifier: {kind}`. Scores are in label units (the
+expected label); the filter writes them as `<task>_score` and the rounded `<task>_int_score`.
+
+| task | labels | filter columns | val Spearman | val MAE | val binary F1 |
+| --- | --- | --- | --- | --- | --- |
+{rows}
+
+```python
+from mlfilter.classifiers.base import load_classifier
+scores = load_classifier("this/folder").predict(["some text"])  # shape (documents, tasks)
+```
+"""
+
+
+def train_text_classifier(
+    train: LabeledData,
+    val: LabeledData,
+    *,
+    params: TrainingParams,
+    tasks: Sequence[TaskParams],
+    seed: int,
+    output_dir: str | os.PathLike[str],
+    live_dir: str | os.PathLike[str],
+) -> TrainingResult:
+    """Fit ``params.classifier`` on ``train``, measure it on ``val``, save it to ``output_dir``.
+
+    Raises:
+        ValueError: from the classifier's ``fit`` (e.g. a task with a single label).
+    """
+    kind = params.classifier
+    module_name, class_name = IMPLEMENTATIONS[kind].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    watch = Stopwatch()
+    model = cls.fit(
+        train.texts,
+        train.labels,
+        task_names=[t.name for t in tasks],
+        num_targets=[t.num_targets for t in tasks],
+        **fit_options(kind, params, seed),
+    )
+    train_seconds = watch.seconds
+    scoring = Stopwatch()
+    scores = np.asarray(model.predict(val.texts), dtype=np.float64)
+    val_seconds = scoring.seconds
+    flat = all_metrics(scores, scores, np.asarray(val.labels, dtype=np.float64), tasks, is_regression=True)
+    val_nested = nested_metrics(flat, tasks)
+    card = render_card(kind, tasks, val_nested, len(train))
+
+    def write(staging: Path) -> None:
+        model.save_pretrained(staging)
+        (staging / "README.md").write_text(card, encoding="utf-8")
+
+    publish_folder(Path(output_dir), write)
+    live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None)
+    live.log_params({"classifier": kind, "is_regression": params.is_regression, "seed": seed})
+    for name, value in flat.items():
+        live.log_metric(f"val/{name}", value)
+    live.next_step()
+    summary = {
+        "val": val_nested,
+        "data": {"train": {"documents": len(train)}, "val": {"documents": len(val)}},
+        "throughput": {
+            "path": kind,
+            "train_seconds": round(train_seconds, 3),
+            "train_docs_per_second": round(len(train) / max(train_seconds, 1e-9), 3),
+            "val_docs_per_second": round(len(val) / max(val_seconds, 1e-9), 3),
+            "total_seconds": round(watch.seconds, 3),
+        },
+    }
+    live.summary.update(summary)
+    live.make_summary()
+    return TrainingResult(output_dir=Path(output_dir), path=kind, val_metrics=flat, summary=dict(live.summary))

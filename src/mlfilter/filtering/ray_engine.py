@@ -36,16 +36,13 @@ from mlfilter.filtering.shards import (
     windows_of,
 )
 from mlfilter.filtering.tokenize import DocumentTokenizer, Tokenized
+from mlfilter.ray_cluster import RayCluster, import_ray
 
 log = logging.getLogger("mlfilter.filter")
 
 
 def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise MlfilterError("filter.engine 'ray' needs Ray: pip install 'mlfilter[ray]'") from None
-    return ray
+    return import_ray("runtime.filter.engine")
 
 
 def _schema() -> Any:
@@ -179,19 +176,14 @@ class RayEngine:
         self.model_path = model_path
         self.options = options
         self.params = params
-        self._started = False
+        self._cluster = RayCluster(self.params.address, "runtime.filter.engine")
 
     def __enter__(self) -> RayEngine:
-        ray = _ray()
-        if not ray.is_initialized():
-            ray.init(address=self.params.address, include_dashboard=False, log_to_driver=False)
-            self._started = True
+        self._cluster.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._started:
-            _ray().shutdown()
-            self._started = False
+        self._cluster.__exit__(*exc)
 
     def _actors(self) -> tuple[int, int]:
         resources = _ray().cluster_resources()

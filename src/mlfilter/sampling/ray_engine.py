@@ -25,17 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlfilter.errors import MlfilterError
+from mlfilter.ray_cluster import RayCluster, import_ray
 from mlfilter.sampling.worker import FileSummary, FileTask, process_file
 
 log = logging.getLogger("mlfilter.sample")
 
 
 def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise MlfilterError("sample.engine 'ray' needs Ray: pip install 'mlfilter[ray]'") from None
-    return ray
+    return import_ray("runtime.sample.engine")
 
 
 def _process_remote(task: FileTask) -> tuple[FileSummary, str]:
@@ -87,19 +84,14 @@ class RaySampleEngine:
         self.address = address
         self.cpus_per_task = cpus_per_task
         self.max_in_flight = max_in_flight
-        self._started = False
+        self._cluster = RayCluster(self.address, "runtime.sample.engine")
 
     def __enter__(self) -> RaySampleEngine:
-        ray = _ray()
-        if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
-            self._started = True
+        self._cluster.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._started:
-            _ray().shutdown()
-            self._started = False
+        self._cluster.__exit__(*exc)
 
     def _window(self) -> int:
         if self.max_in_flight:

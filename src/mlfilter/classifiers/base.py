@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -50,6 +50,19 @@ def classifier_kind(folder: str | os.PathLike[str]) -> str:
     if kind not in IMPLEMENTATIONS:
         raise ValueError(f"{config}: kind {kind!r} is not one of {sorted(IMPLEMENTATIONS)}")
     return kind
+
+
+def read_classifier_config(folder: str | os.PathLike[str], kind: str) -> dict[str, Any]:
+    """The :data:`CONFIG_NAME` of a saved classifier of ``kind``, as a dict.
+
+    Raises:
+        ValueError: the folder's config names another kind.
+    """
+    path = Path(folder) / CONFIG_NAME
+    config: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if config.get("kind") != kind:
+        raise ValueError(f"{path}: kind {config.get('kind')!r}, expected {kind!r}")
+    return config
 
 
 def load_classifier(folder: str | os.PathLike[str]) -> TextClassifier:

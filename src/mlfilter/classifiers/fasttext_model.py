@@ -17,7 +17,6 @@ Saving writes one fastText ``.bin`` per model and :data:`~mlfilter.classifiers.b
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -29,12 +28,13 @@ from typing import Any, Literal
 import numpy as np
 
 from mlfilter.atomic import atomic_path, write_json
-from mlfilter.classifiers.base import CONFIG_NAME
+from mlfilter.classifiers.base import CONFIG_NAME, read_classifier_config
 from mlfilter.scores import at_or_above, to_int_score
 
 KIND = "fasttext"
-#: Times training is retried at half the learning rate after diverging.
-RETRIES = 3
+#: Attempts at the configured learning rate, then at successively halved rates, when fastText stops with NaN.
+SAME_RATE_ATTEMPTS = 3
+HALVINGS = 2
 log = logging.getLogger(__name__)
 LABEL_PREFIX = "__label__"
 
@@ -75,14 +75,17 @@ def normalize(text: str) -> str:
 
 
 def _train(fasttext: Any, path: str, config: FastTextConfig) -> Any:
-    """``fasttext.train_supervised`` on ``path``; when SGD diverges ("Encountered NaN", seen with high rates on
-    small data) it retries with the learning rate halved, up to :data:`RETRIES` times.
+    """``fasttext.train_supervised`` on ``path``, retried when it stops with "Encountered NaN".
+
+    fastText raises that error when SGD diverges (high rates on small data), but also when its monitoring
+    thread reads the running loss before the first example is counted (0/0), which happens at random on
+    small, fast inputs. So the first retries keep the learning rate and the last ones halve it.
 
     Raises:
-        ValueError: training still diverges at the smallest rate tried.
+        ValueError: training still stops with NaN after every attempt.
     """
-    lr = config.lr
-    for _ in range(RETRIES + 1):
+    rates = [config.lr] * SAME_RATE_ATTEMPTS + [config.lr / 2**i for i in range(1, HALVINGS + 1)]
+    for lr in rates:
         try:
             return fasttext.train_supervised(
                 input=path,
@@ -99,9 +102,8 @@ def _train(fasttext: Any, path: str, config: FastTextConfig) -> Any:
         except RuntimeError as exc:
             if "NaN" not in str(exc):
                 raise
-            log.warning("fastText diverged at learning rate %g; retrying at %g", lr, lr / 2)
-            lr /= 2
-    raise ValueError(f"fastText training diverged (NaN) down to learning rate {lr * 2:g}; lower its lr")
+            log.warning("fastText stopped with NaN at learning rate %g; retrying", lr)
+    raise ValueError(f"fastText training stopped with NaN {len(rates)} times (last learning rate {rates[-1]:g})")
 
 
 def _label_values(labels: Sequence[str]) -> np.ndarray:
@@ -223,9 +225,7 @@ class FastTextClassifier:
         import fasttext
 
         source = Path(folder)
-        meta: dict[str, Any] = json.loads((source / CONFIG_NAME).read_text(encoding="utf-8"))
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{source / CONFIG_NAME}: kind {meta.get('kind')!r}, expected {KIND!r}")
+        meta = read_classifier_config(source, KIND)
         models = []
         for names in meta["files"]:
             missing = [name for name in names if not (source / name).is_file()]

@@ -25,7 +25,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from mlfilter.atomic import atomic_open, atomic_path, write_json
-from mlfilter.classifiers.base import CONFIG_NAME
+from mlfilter.classifiers.base import CONFIG_NAME, read_classifier_config
 
 KIND = "tfidf"
 VOCABULARY_NAME = "vocabulary.json"
@@ -208,9 +208,7 @@ class TfidfClassifier:
             ValueError: the config is not of kind ``tfidf`` or the files disagree with it.
         """
         source = Path(folder)
-        meta: dict[str, Any] = json.loads((source / CONFIG_NAME).read_text(encoding="utf-8"))
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{source / CONFIG_NAME}: kind {meta.get('kind')!r}, expected {KIND!r}")
+        meta = read_classifier_config(source, KIND)
         config = TfidfConfig(**meta["config"])
         terms = json.loads((source / VOCABULARY_NAME).read_text(encoding="utf-8"))
         with np.load(source / WEIGHTS_NAME, allow_pickle=False) as arrays:

@@ -10,25 +10,14 @@ from typing import Any
 import numpy as np
 
 from mlfilter.errors import MlfilterError
-from mlfilter.evaluation.agreement import agreement, agreement_by_language
+from mlfilter.evaluation.agreement import PAIR_STATISTICS, agreement, agreement_by_language
 from mlfilter.evaluation.gold import gold_column, gold_report
 from mlfilter.evaluation.ratings import Ratings, RatingTable, threshold_key
 
 log = logging.getLogger(__name__)
 
 #: Agreement statistics copied into the headline metrics.
-AGREEMENT_HEADLINE = (
-    "krippendorff_alpha_ordinal",
-    "krippendorff_alpha_interval",
-    "fleiss_kappa",
-    "cohen_kappa",
-    "cohen_kappa_quadratic",
-    "spearman",
-    "kendall",
-    "exact_agreement",
-    "within_one_agreement",
-    "mae",
-)
+AGREEMENT_HEADLINE = ("krippendorff_alpha_ordinal", "krippendorff_alpha_interval", "fleiss_kappa", *PAIR_STATISTICS)
 #: Statistics of an annotator's agreement with itself across generations copied into the headline metrics.
 SELF_AGREEMENT_HEADLINE = ("krippendorff_alpha_ordinal", "cohen_kappa_quadratic", "exact_agreement")
 #: Classifier and gold metrics copied into the headline metrics.

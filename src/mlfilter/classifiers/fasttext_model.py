@@ -18,9 +18,11 @@ Saving writes one fastText ``.bin`` per model and :data:`~mlfilter.classifiers.b
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -75,35 +77,49 @@ def normalize(text: str) -> str:
 
 
 def _train(fasttext: Any, path: str, config: FastTextConfig) -> Any:
-    """``fasttext.train_supervised`` on ``path``, retried when it stops with "Encountered NaN".
+    """``fasttext.train_supervised`` on ``path`` in a fresh process (``spawn``), loaded back here.
 
-    fastText raises that error when SGD diverges (high rates on small data), but also when its monitoring
-    thread reads the running loss before the first example is counted (0/0), which happens at random on
-    small, fast inputs. So the first retries keep the learning rate and the last ones halve it.
+    In a process that has run torch models, fastText's training stopped with "Encountered NaN" on every attempt
+    where the same data and settings train cleanly in a fresh interpreter (seen in the test suite); a process of
+    its own gives every training the same clean state. It is retried when it stops with NaN: first at the
+    configured learning rate, then halved (SGD can diverge on small data at high rates).
 
     Raises:
         ValueError: training still stops with NaN after every attempt.
     """
     rates = [config.lr] * SAME_RATE_ATTEMPTS + [config.lr / 2**i for i in range(1, HALVINGS + 1)]
-    for lr in rates:
-        try:
-            return fasttext.train_supervised(
-                input=path,
-                dim=config.dim,
-                wordNgrams=config.word_ngrams,
-                epoch=config.epoch,
-                lr=lr,
-                minCount=config.min_count,
-                bucket=config.bucket,
-                seed=config.seed,
-                thread=config.threads,
-                verbose=0,
-            )
-        except RuntimeError as exc:
-            if "NaN" not in str(exc):
-                raise
+    output = f"{path}.bin"
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for lr in rates:
+            if pool.submit(_train_to_file, path, output, config, lr).result():
+                return fasttext.load_model(output)
             log.warning("fastText stopped with NaN at learning rate %g; retrying", lr)
     raise ValueError(f"fastText training stopped with NaN {len(rates)} times (last learning rate {rates[-1]:g})")
+
+
+def _train_to_file(path: str, output: str, config: FastTextConfig, lr: float) -> bool:
+    """In the training process: train on ``path`` and save to ``output``; False when fastText stopped with NaN."""
+    import fasttext
+
+    try:
+        model = fasttext.train_supervised(
+            input=path,
+            dim=config.dim,
+            wordNgrams=config.word_ngrams,
+            epoch=config.epoch,
+            lr=lr,
+            minCount=config.min_count,
+            bucket=config.bucket,
+            seed=config.seed,
+            thread=config.threads,
+            verbose=0,
+        )
+    except RuntimeError as exc:
+        if "NaN" not in str(exc):
+            raise
+        return False
+    model.save_model(output)
+    return True
 
 
 def _label_values(labels: Sequence[str]) -> np.ndarray:

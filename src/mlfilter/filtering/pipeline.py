@@ -41,8 +41,13 @@ RANKING_RULES = ("quantile", "token_budget")
 
 
 def read_calibrated_cuts(model_path: str) -> list[float | None] | None:
-    """The calibrated cut per task that training stored in a saved model's config (None: none stored)."""
+    """The calibrated cut per task that training stored in a saved model's config (None: none stored, or a
+    fastText/TF-IDF model, which stores none)."""
+    from mlfilter.classifiers.base import ENCODER, classifier_kind
     from mlfilter.modeling import AnnotatorConfig
+
+    if classifier_kind(model_path) != ENCODER:
+        return None
 
     return getattr(AnnotatorConfig.from_pretrained(model_path), "calibrated_thresholds", None)
 

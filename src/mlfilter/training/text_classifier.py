@@ -16,13 +16,15 @@ from typing import Any
 import numpy as np
 from dvclive import Live
 
+from mlfilter.atomic import write_json
 from mlfilter.classifiers.base import IMPLEMENTATIONS
 from mlfilter.params import TaskParams
 from mlfilter.reports import Stopwatch
+from mlfilter.training.calibration import reliability_table, write_reliability_csv
 from mlfilter.training.data import LabeledData
 from mlfilter.training.metrics import all_metrics, nested_metrics
 from mlfilter.training.params import TrainingParams
-from mlfilter.training.run import TrainingResult, publish_folder
+from mlfilter.training.run import CALIBRATION_DIR, TrainingResult, publish_folder
 
 
 def fit_options(kind: str, params: TrainingParams, seed: int) -> dict[str, Any]:
@@ -105,8 +107,12 @@ def train_text_classifier(
     live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None)
     live.log_params({"classifier": kind, "is_regression": params.is_regression, "seed": seed})
     for name, value in flat.items():
-        live.log_metric(f"val/{name}", value)
+        if value is not None and np.isfinite(value):  # undefined metrics stay out (null in the summary)
+            live.log_metric(f"val/{name}", value)
     live.next_step()
+    for index, task in enumerate(tasks):
+        rows = reliability_table(scores[:, index], np.asarray(val.labels[:, index], dtype=np.float64), task.threshold)
+        write_reliability_csv(Path(live_dir) / CALIBRATION_DIR / f"{task.name}.csv", rows)
     summary = {
         "val": val_nested,
         "data": {"train": {"documents": len(train)}, "val": {"documents": len(val)}},
@@ -119,5 +125,5 @@ def train_text_classifier(
         },
     }
     live.summary.update(summary)
-    live.make_summary()
+    write_json(live.metrics_file, live.summary)  # DVCLive's own writer is neither strict nor atomic
     return TrainingResult(output_dir=Path(output_dir), path=kind, val_metrics=flat, summary=dict(live.summary))

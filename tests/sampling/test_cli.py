@@ -43,13 +43,20 @@ def test_mlfilter_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 
 @pytest.mark.slow
 def test_dvc_repro_sample(tmp_path: Path) -> None:
-    stage = yaml.safe_load((REPO / "dvc.yaml").read_text("utf-8"))["stages"]["sample"]
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text("utf-8"))["stages"]
     (tmp_path / "stages").mkdir()
-    shutil.copy(REPO / "stages" / "sample.py", tmp_path / "stages" / "sample.py")
-    (tmp_path / "src" / "mlfilter" / "sampling").mkdir(parents=True)
-    (tmp_path / "src" / "mlfilter" / "sampling" / "README").write_text("stand-in for the library dependency\n")
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"sample": stage}}), "utf-8")
+    for script in ("inputs.py", "sample.py"):  # sample depends on the source hashes the inputs stage records
+        shutil.copy(REPO / "stages" / script, tmp_path / "stages" / script)
+    shutil.copytree(REPO / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    pipeline = {"stages": {"inputs": stages["inputs"], "sample": stages["sample"]}}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(pipeline), "utf-8")
     write_project(tmp_path, SAMPLE_PARAMS)
+    # The inputs stage also hashes the tasks' prompts and the annotators' files: the project's tasks, no annotator.
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text("utf-8"))
+    params["tasks"] = yaml.safe_load((REPO / "params.yaml").read_text("utf-8"))["tasks"]
+    params["annotate"] = {"annotators": {}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), "utf-8")
+    shutil.copytree(REPO / "prompts", tmp_path / "prompts")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env["MLFILTER_PROGRESS"] = "0"
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "repro", "sample"]):
@@ -63,5 +70,7 @@ def test_dvc_repro_sample(tmp_path: Path) -> None:
     )
     shown = json.loads(metrics.stdout)[""]["data"]["reports/sample.json"]["data"]
     assert shown["records"] == records
-    status = subprocess.run(["dvc", "status"], cwd=tmp_path, env=env, check=True, capture_output=True, text=True)
-    assert "up to date" in status.stdout
+    status = subprocess.run(
+        ["dvc", "status", "sample"], cwd=tmp_path, env=env, check=True, capture_output=True, text=True
+    )
+    assert "sample" not in status.stdout, status.stdout  # only the always-changed inputs stage may be listed

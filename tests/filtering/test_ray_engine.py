@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +14,9 @@ from mlfilter.filtering.params import RayParams
 from mlfilter.filtering.pipeline import run_filter
 from tests.filtering.conftest import filter_params, read_folder, write_shards
 
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'mlfilter[ray]')")
+pytest.importorskip("ray", reason="Ray is not installed (pip install 'mlfilter[ray]')")
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def run(params: Any, root: Path) -> dict[str, Any]:

@@ -65,6 +65,16 @@ def read_classifier_config(folder: str | os.PathLike[str], kind: str) -> dict[st
     return config
 
 
+def classifier_class(kind: str) -> type:
+    """The class implementing ``kind`` (a key of :data:`IMPLEMENTATIONS`), imported now.
+
+    Raises:
+        KeyError: ``kind`` is not a key of :data:`IMPLEMENTATIONS`.
+    """
+    module_name, class_name = IMPLEMENTATIONS[kind].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
 def load_classifier(folder: str | os.PathLike[str]) -> TextClassifier:
     """Load the non-encoder classifier saved in ``folder`` by its kind.
 
@@ -74,6 +84,4 @@ def load_classifier(folder: str | os.PathLike[str]) -> TextClassifier:
     kind = classifier_kind(folder)
     if kind == ENCODER:
         raise ValueError(f"{folder}: not a {CONFIG_NAME} classifier folder; load it as an AnnotatorModel")
-    module_name, class_name = IMPLEMENTATIONS[kind].split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls.from_pretrained(folder)
+    return classifier_class(kind).from_pretrained(folder)

@@ -79,9 +79,10 @@ def normalize(text: str) -> str:
 def _train(fasttext: Any, path: str, config: FastTextConfig) -> Any:
     """``fasttext.train_supervised`` on ``path`` in a fresh process (``spawn``), loaded back here.
 
-    In a process that has run torch models, fastText's training stopped with "Encountered NaN" on every attempt
-    where the same data and settings train cleanly in a fresh interpreter (seen in the test suite); a process of
-    its own gives every training the same clean state. It is retried when it stops with NaN: first at the
+    In a process that has run torch models, or one that already trained fastText models, its training stopped
+    with "Encountered NaN" on every attempt where the same data and settings train cleanly in a fresh interpreter
+    (seen in the test suite); a fresh process per training gives each the same clean state (~1 s each).
+    It is retried when it stops with NaN: first at the
     configured learning rate, then halved (SGD can diverge on small data at high rates).
 
     Raises:

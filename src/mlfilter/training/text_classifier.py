@@ -7,7 +7,6 @@ the same model folder (swapped in whole) with a model card; DVCLive gets the sam
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 from dvclive import Live
 
 from mlfilter.atomic import write_json
-from mlfilter.classifiers.base import IMPLEMENTATIONS
+from mlfilter.classifiers.base import classifier_class
 from mlfilter.params import TaskParams
 from mlfilter.reports import Stopwatch
 from mlfilter.training.calibration import reliability_table, write_reliability_csv
@@ -81,8 +80,7 @@ def train_text_classifier(
         ValueError: from the classifier's ``fit`` (e.g. a task with a single label).
     """
     kind = params.classifier
-    module_name, class_name = IMPLEMENTATIONS[kind].split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls = classifier_class(kind)
     watch = Stopwatch()
     model = cls.fit(
         train.texts,

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlfilter.evaluation.ratings import input_label, load_languages, load_ratings
+from mlfilter.evaluation.ratings import load_languages, load_ratings
+from mlfilter.labels.annotations import input_label
 from mlfilter.records import RecordFormatError
 from tests.evaluation.helpers import annotation, original, write_annotations, write_jsonl, write_records
 

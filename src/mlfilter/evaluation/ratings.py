@@ -1,7 +1,7 @@
 """Several raters' scores per document and task, read from annotation files of any supported format.
 
-Records are parsed by :func:`mlfilter.labels.annotations.parse_scores_record`, so the same files
-the aggregate stage reads work here: our annotation format (``id``, ``annotator``, ``scores`` per
+Records are read by :class:`mlfilter.labels.annotations.AnnotationReader`, the aggregate stage's
+reader, so the same files work here: our annotation format (``id``, ``annotator``, ``scores`` per
 task), the original tool's (``document_id``, ``scores`` per generation, ``meta_information`` with
 ``model_name`` and ``prompt_name``) and the label format (``id``, ``scores`` in task order).
 
@@ -15,11 +15,9 @@ occurs in two inputs (one file per model or prompt variant), raters are named ``
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,16 +25,15 @@ import numpy as np
 from mlfilter.errors import MlfilterError
 from mlfilter.evaluation.params import Aggregation
 from mlfilter.labels.aggregation import aggregate_task
-from mlfilter.labels.annotations import TaskResolver, parse_scores_record, valid_score
+from mlfilter.labels.annotations import AnnotationReader, RaterCounts
 from mlfilter.logs import progress
 from mlfilter.params import TaskParams
-from mlfilter.records import OnError, RecordFormatError, RecordLocation, expand_inputs, iter_records
+from mlfilter.records import OnError, expand_inputs, iter_records
 from mlfilter.scores import round_half_up
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_LANGUAGE = "unknown"
-_RECORD_SUFFIX = re.compile(r"(\.(jsonl|json|ndjson|parquet))?(\.(gz|zst))?$")
 
 
 @dataclass(frozen=True)
@@ -123,30 +120,6 @@ class RatingTable:
 
 
 @dataclass
-class RaterCounts:
-    """Where one annotator's generations for one task went: ``valid``, ``null_score``,
-    ``out_of_range_score``; ``statuses`` breaks null scores down by the annotate stage's status."""
-
-    records: int = 0
-    scores: Counter[str] = field(default_factory=Counter)
-    statuses: Counter[str] = field(default_factory=Counter)
-    documents_without_valid_score: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        """The counts as they appear in reports."""
-        invalid = sum(n for reason, n in self.scores.items() if reason != "valid")
-        return {
-            "records": self.records,
-            "generations": sum(self.scores.values()),
-            "valid": self.scores.get("valid", 0),
-            "invalid": invalid,
-            "invalid_by_reason": {k: v for k, v in sorted(self.scores.items()) if k != "valid"},
-            "null_by_status": dict(sorted(self.statuses.items())),
-            "documents_without_valid_score": self.documents_without_valid_score,
-        }
-
-
-@dataclass
 class Ratings:
     """Rating tables per task, with counts of every record and score read."""
 
@@ -154,6 +127,7 @@ class Ratings:
     counts: dict[str, dict[str, RaterCounts]]
     records: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    repaired: Counter[str] = field(default_factory=Counter)
     files: list[str] = field(default_factory=list)
 
     def counts_dict(self) -> dict[str, Any]:
@@ -162,25 +136,12 @@ class Ratings:
             "files": len(self.files),
             "records": self.records,
             "dropped": dict(sorted(self.dropped.items())),
+            "repaired": dict(sorted(self.repaired.items())),
             "annotators": {
                 task: {rater: c.as_dict() for rater, c in sorted(per_rater.items())}
                 for task, per_rater in self.counts.items()
             },
         }
-
-
-def input_label(path: str) -> str:
-    """A short name for an input: its file name without record suffixes, or its folder name."""
-    name = Path(path.rstrip("/")).name
-    return _RECORD_SUFFIX.sub("", name) or name
-
-
-@dataclass
-class _Source:
-    """The generations one annotator in one input gave for one task: doc id → scores (None = invalid)."""
-
-    scores: dict[str, list[float | None]] = field(default_factory=dict)
-    counts: RaterCounts = field(default_factory=RaterCounts)
 
 
 def load_ratings(
@@ -193,96 +154,36 @@ def load_ratings(
     on_error: OnError = "raise",
 ) -> Ratings:
     """Read annotation files (files, folders or globs; one input per annotator or several in one)
-    into one :class:`RatingTable` per task.
+    into one :class:`RatingTable` per task, through the shared :class:`AnnotationReader`.
 
     ``task_names`` maps the original tool's prompt names to task names (with one task, every prompt
     maps to it). ``languages`` maps document ids to languages; records' own ``language`` (or the
     original tool's ``meta_information.prompt_lang``) is used otherwise. A malformed record raises a
     :class:`~mlfilter.records.RecordFormatError` naming file, line and field, or with
     ``on_error="skip"`` is counted. A second record of the same annotator for the same document and
-    task is counted as ``duplicate_annotation`` (the first one wins, as in the aggregate stage).
+    task is counted as ``duplicate_annotation`` (the first one wins, as in the aggregate stage); scores
+    of tasks not in the task list as ``unknown_task:<name>``.
     """
-    resolver = TaskResolver(tasks, task_names)
-    sources: dict[tuple[int, int, str], _Source] = {}
+    reader = AnnotationReader(tasks, task_names=task_names, reference=True, on_error=on_error)
+    # (rater, task position) → document id → one score per generation (None = invalid).
+    sources: dict[tuple[int, int], dict[str, list[float | None]]] = {}
     record_languages: dict[str, str] = {}
-    ratings = Ratings(tables={}, counts={})
-    skipped: Counter[str] = Counter()
-    for index, pattern in enumerate(inputs):
-        files = expand_inputs([pattern])
-        ratings.files.extend(files)
-        for path in progress(files, desc=f"annotations {input_label(pattern)}", unit="file"):
-            for location, record in iter_records(path, on_error=on_error, skipped=skipped):
-                ratings.records += 1
-                _read_record(record, location, index, pattern, resolver, sources, record_languages, ratings, on_error)
-    for reason, n in skipped.items():
-        if reason != "invalid_utf8_replaced":
-            ratings.records += n
-        ratings.dropped[reason] += n
-    names = _rater_names(sources, inputs)
+    for annotation in reader.read(inputs):
+        if annotation.language is not None:
+            record_languages.setdefault(annotation.doc_id, annotation.language)
+        for position, scores in annotation.scores.items():
+            sources.setdefault((annotation.rater, position), {})[annotation.doc_id] = scores
+    counts = reader.counts
+    dropped = counts.dropped + Counter({f"unknown_task:{name}": n for name, n in counts.unknown_tasks.items()})
+    ratings = Ratings({}, {}, counts.records, dropped, Counter(counts.repaired), reader.files)
+    names = counts.rater_names
     language_of = {**record_languages, **(languages or {})}
     for position, task in enumerate(tasks):
-        task_sources = {key: source for key, source in sources.items() if key[1] == position}
+        task_sources = {names[rater]: docs for (rater, at), docs in sources.items() if at == position}
         if task_sources:
-            ratings.counts[task.name] = {names[key]: source.counts for key, source in task_sources.items()}
-            ratings.tables[task.name] = _build_table(task, task_sources, names, aggregation, language_of)
+            ratings.counts[task.name] = {names[rater]: c for (rater, at), c in counts.raters.items() if at == position}
+            ratings.tables[task.name] = _build_table(task, task_sources, aggregation, language_of)
     return ratings
-
-
-def _read_record(
-    record: dict[str, Any],
-    location: RecordLocation,
-    index: int,
-    pattern: str,
-    resolver: TaskResolver,
-    sources: dict[tuple[int, int, str], _Source],
-    record_languages: dict[str, str],
-    ratings: Ratings,
-    on_error: OnError,
-) -> None:
-    try:
-        parsed = parse_scores_record(record, location, resolver, gold=True)
-    except RecordFormatError:
-        if on_error == "raise":
-            raise
-        ratings.dropped["invalid_record"] += 1
-        return
-    for name, n in parsed.unknown_tasks.items():
-        if ratings.dropped[f"unknown_task:{name}"] == 0:
-            log.warning("%s: task %r is not in the task list; its scores are counted and left out", location, name)
-        ratings.dropped[f"unknown_task:{name}"] += n
-    annotator = parsed.annotator or input_label(pattern)
-    language = _record_language(record)
-    if language is not None:
-        record_languages.setdefault(parsed.doc_id, language)
-    for position, scores in parsed.scores.items():
-        source = sources.setdefault((index, position, annotator), _Source())
-        if parsed.doc_id in source.scores:
-            ratings.dropped["duplicate_annotation"] += 1
-            continue
-        task = resolver.tasks[position]
-        source.counts.records += 1
-        kept: list[float | None] = []
-        task_statuses = _null_statuses(record, task.name)
-        for generation, score in enumerate(scores):
-            problem = valid_score(score, task.num_targets)
-            source.counts.scores[problem or "valid"] += 1
-            if problem == "null_score" and generation < len(task_statuses):
-                source.counts.statuses[str(task_statuses[generation])] += 1
-            kept.append(None if problem else score)
-        source.scores[parsed.doc_id] = kept
-
-
-def _null_statuses(record: Mapping[str, Any], task: str) -> list[Any]:
-    """Per-generation statuses of a record: ours (``status`` per task) or the original tool's
-    (``document_processing_status``, a list or one value for every generation); ``[]`` when absent."""
-    if "document_id" in record:
-        value = record.get("document_processing_status")
-        if isinstance(value, str):
-            return [value] * len(record.get("scores") or [])
-        return value if isinstance(value, list) else []
-    statuses = record.get("status")
-    value = statuses.get(task) if isinstance(statuses, dict) else None
-    return value if isinstance(value, list) else []
 
 
 @dataclass
@@ -337,75 +238,43 @@ def find_tasks(inputs: Sequence[str]) -> FoundTasks:
     return found
 
 
-def _record_language(record: Mapping[str, Any]) -> str | None:
-    language = record.get("language")
-    if isinstance(language, str) and language:
-        return language
-    meta = record.get("meta_information")
-    if isinstance(meta, dict) and isinstance(meta.get("prompt_lang"), str) and meta["prompt_lang"]:
-        return meta["prompt_lang"]
-    return None
-
-
-def _rater_names(sources: Mapping[tuple[int, int, str], _Source], inputs: Sequence[str]) -> dict[tuple, str]:
-    inputs_of: dict[str, set[int]] = {}
-    for index, _, annotator in sources:
-        inputs_of.setdefault(annotator, set()).add(index)
-    labels = [input_label(p) for p in inputs]
-    unique_labels = len(set(labels)) == len(labels)
-    names = {}
-    for key in sources:
-        index, _, annotator = key
-        if len(inputs_of[annotator]) > 1:
-            names[key] = f"{annotator}@{labels[index] if unique_labels else inputs[index]}"
-        else:
-            names[key] = annotator
-    return names
-
-
 def _build_table(
     task: TaskParams,
-    task_sources: Mapping[tuple[int, int, str], _Source],
-    names: Mapping[tuple, str],
+    task_sources: Mapping[str, Mapping[str, list[float | None]]],
     aggregation: Aggregation | None,
     language_of: Mapping[str, str],
 ) -> RatingTable:
-    doc_ids = sorted({doc for source in task_sources.values() for doc in source.scores})
+    doc_ids = sorted({doc for scores in task_sources.values() for doc in scores})
     doc_index = {doc: i for i, doc in enumerate(doc_ids)}
     columns: dict[str, np.ndarray] = {}
-    for key, source in sorted(task_sources.items(), key=lambda item: names[item[0]]):
-        name = names[key]
+    for name, scores in sorted(task_sources.items()):
         own = (
-            _generation_columns(source, doc_index) if aggregation is None else [_reduce(source, doc_index, aggregation)]
+            _generation_columns(scores, doc_index) if aggregation is None else [_reduce(scores, doc_index, aggregation)]
         )
         for generation, column in enumerate(own):
             columns[name if len(own) == 1 else f"{name}[{generation}]"] = column
-        has_valid = np.zeros(len(doc_ids), dtype=bool)
-        for column in own:
-            has_valid |= ~np.isnan(column)
-        rated = np.zeros(len(doc_ids), dtype=bool)
-        rated[[doc_index[d] for d in source.scores]] = True
-        source.counts.documents_without_valid_score = int((rated & ~has_valid).sum())
     values = np.column_stack(list(columns.values())) if columns else np.empty((len(doc_ids), 0))
     languages = np.array([language_of.get(d, UNKNOWN_LANGUAGE) for d in doc_ids], dtype=object)
     return RatingTable(task.name, LabelSpace.of(task), list(columns), doc_ids, values, languages)
 
 
-def _generation_columns(source: _Source, doc_index: Mapping[str, int]) -> list[np.ndarray]:
+def _generation_columns(scores: Mapping[str, list[float | None]], doc_index: Mapping[str, int]) -> list[np.ndarray]:
     """One column per generation index: the annotator's n-th valid score of each document."""
-    generations = max((len(scores) for scores in source.scores.values()), default=0)
+    generations = max((len(values) for values in scores.values()), default=0)
     columns = [np.full(len(doc_index), np.nan) for _ in range(generations)]
-    for doc, scores in source.scores.items():
-        for generation, score in enumerate(scores):
+    for doc, values in scores.items():
+        for generation, score in enumerate(values):
             if score is not None:
                 columns[generation][doc_index[doc]] = score
     return columns
 
 
-def _reduce(source: _Source, doc_index: Mapping[str, int], aggregation: Aggregation) -> np.ndarray:
+def _reduce(
+    scores: Mapping[str, list[float | None]], doc_index: Mapping[str, int], aggregation: Aggregation
+) -> np.ndarray:
     """One score per document from an annotator's valid generations (NaN where none is valid)."""
-    docs = [doc_index[d] for d, scores in source.scores.items() for s in scores if s is not None]
-    values = [s for scores in source.scores.values() for s in scores if s is not None]
+    docs = [doc_index[d] for d, values in scores.items() for s in values if s is not None]
+    values = [s for doc_scores in scores.values() for s in doc_scores if s is not None]
     n = len(doc_index)
     if not values:
         return np.full(n, np.nan)

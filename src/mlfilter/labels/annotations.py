@@ -1,4 +1,5 @@
-"""Read annotation records — ours and the original tool's — into a table of valid scores.
+"""The one annotation reader, shared by the aggregate and evaluate stages: records of ours and of the
+original tool, parsed, checked and counted.
 
 Two record formats are read, one JSON object per line, told apart by their id field:
 
@@ -12,16 +13,21 @@ Two record formats are read, one JSON object per line, told apart by their id fi
 Reference (gold) files may also use the label format: ``id`` and ``scores`` = one value per task in
 task order. Scores are in each task's label space ``0 .. num_targets - 1``; ``null`` is an invalid
 generation. Nothing is dropped silently: every record and every score is counted under a reason.
+
+:class:`AnnotationReader` walks the inputs and yields each used record's scores; :func:`read_annotations`
+(aggregate) collects them into a :class:`ScoreTable`, :func:`mlfilter.evaluation.ratings.load_ratings`
+(evaluate) into rating tables.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +38,7 @@ from mlfilter.errors import MlfilterError
 from mlfilter.labels.params import AggregateParams
 from mlfilter.logs import progress
 from mlfilter.params import TaskParams
-from mlfilter.records import RecordFormatError, RecordLocation, expand_inputs, iter_records
+from mlfilter.records import OnError, RecordFormatError, RecordLocation, expand_inputs, iter_records
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +183,303 @@ def _parse_original(
     return parsed
 
 
+def valid_score(score: float | None, num_targets: int) -> str | None:
+    """None for a valid score, else the reason it is not: ``null_score`` or ``out_of_range_score``."""
+    if score is None:
+        return "null_score"
+    if not 0 <= score <= num_targets - 1:
+        return "out_of_range_score"
+    return None
+
+
+def input_label(path: str) -> str:
+    """A short name for an input: its file name without record suffixes, or its folder name."""
+    name = Path(path.rstrip("/")).name
+    return _RECORD_SUFFIX.sub("", name) or name
+
+
+_RECORD_SUFFIX = re.compile(r"(\.(jsonl|json|ndjson|parquet))?(\.(gz|zst))?$")
+
+
+def null_statuses(record: Mapping[str, Any], task: str) -> list[Any]:
+    """Per-generation statuses of a record: ours (``status`` per task) or the original tool's
+    (``document_processing_status``, a list or one value for every generation); ``[]`` when absent."""
+    if "document_id" in record:
+        value = record.get("document_processing_status")
+        if isinstance(value, str):
+            return [value] * len(record.get("scores") or [])
+        return value if isinstance(value, list) else []
+    statuses = record.get("status")
+    value = statuses.get(task) if isinstance(statuses, dict) else None
+    return value if isinstance(value, list) else []
+
+
+def record_language(record: Mapping[str, Any]) -> str | None:
+    """The language a record names: ours (``language``) or the original tool's (``meta_information.prompt_lang``)."""
+    language = record.get("language")
+    if isinstance(language, str) and language:
+        return language
+    meta = record.get("meta_information")
+    if isinstance(meta, dict) and isinstance(meta.get("prompt_lang"), str) and meta["prompt_lang"]:
+        return meta["prompt_lang"]
+    return None
+
+
+@dataclass
+class RaterCounts:
+    """Where one rater's generations for one task went: ``scores`` by reason (``valid``, ``null_score``,
+    ``out_of_range_score``), ``statuses`` breaking null scores down by the annotate stage's status, and the
+    documents the rater gave no valid score."""
+
+    records: int = 0
+    scores: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+    documents_without_valid_score: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts as the evaluate reports show them."""
+        invalid = sum(n for reason, n in self.scores.items() if reason != "valid")
+        return {
+            "records": self.records,
+            "generations": sum(self.scores.values()),
+            "valid": self.scores.get("valid", 0),
+            "invalid": invalid,
+            "invalid_by_reason": {k: v for k, v in sorted(self.scores.items()) if k != "valid"},
+            "null_by_status": dict(sorted(self.statuses.items())),
+            "documents_without_valid_score": self.documents_without_valid_score,
+        }
+
+
+@dataclass
+class AnnotationCounts:
+    """Where every annotation record and every score went.
+
+    ``records`` = ``used`` + the sum of ``dropped`` (record reasons, and the reader's line reasons such as
+    ``invalid_json``); ``repaired``: lines passed on after a repair. ``raters[(rater, task)]``: the scores
+    of each used record; ``rater_records[rater]``: its used records; ``unknown_tasks``: scores of tasks
+    not in the task list, by name. ``rater_names`` is filled when reading ends.
+    """
+
+    records: int = 0
+    used: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    repaired: Counter[str] = field(default_factory=Counter)
+    raters: dict[tuple[int, int], RaterCounts] = field(default_factory=dict)
+    rater_records: Counter[int] = field(default_factory=Counter)
+    unknown_tasks: Counter[str] = field(default_factory=Counter)
+    rater_names: list[str] = field(default_factory=list)
+
+    def absorb_skipped(self, skipped: Counter[str]) -> None:
+        """Add the lines the record reader skipped (bad JSON, bad UTF-8 …) as read and dropped."""
+        for reason, n in skipped.items():
+            if reason in REPAIRED:
+                self.repaired[reason] += n
+            else:
+                self.records += n
+                self.dropped[reason] += n
+
+    @property
+    def scores(self) -> Counter[str]:
+        """Scores of used records by reason, over raters and tasks, plus ``unknown_task``."""
+        total: Counter[str] = Counter()
+        for counts in self.raters.values():
+            total.update(counts.scores)
+        if self.unknown_tasks:
+            total["unknown_task"] = sum(self.unknown_tasks.values())
+        return total
+
+    @property
+    def per_annotator(self) -> dict[str, Counter[str]]:
+        """Rater name → its used ``records`` and its scores by reason over all tasks."""
+        result: dict[str, Counter[str]] = {}
+        for rater, n in self.rater_records.items():
+            result[self.rater_names[rater]] = Counter(records=n)
+        for (rater, _), counts in self.raters.items():
+            result[self.rater_names[rater]].update(counts.scores)
+        return result
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts as the aggregate report shows them (the usual reasons always, so metrics diffs line up)."""
+        return {
+            "records": self.records,
+            "repaired": dict(sorted(self.repaired.items())),
+            "used": self.used,
+            "dropped": _with_keys(self.dropped, RECORD_REASONS),
+            "scores": _with_keys(self.scores, SCORE_REASONS),
+            "annotators": {name: _with_keys(c, SCORE_REASONS) for name, c in sorted(self.per_annotator.items())},
+        }
+
+
+def _with_keys(counts: Counter[str], keys: Sequence[str]) -> dict[str, int]:
+    return {**dict.fromkeys(keys, 0), **dict(sorted(counts.items()))}
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """What one used record gives: one rater's scores of one document.
+
+    ``doc``: the document's position (in ``ids`` when the reader has them, else in order of first
+    appearance); ``rater``: the position in :attr:`AnnotationReader.raters`; ``scores``: task position →
+    one score per generation, ``None`` where the generation gave no valid score; ``language``: the
+    record's own (see :func:`record_language`).
+    """
+
+    doc_id: str
+    doc: int
+    rater: int
+    scores: dict[int, list[float | None]]
+    language: str | None
+
+
+class AnnotationReader:
+    """The one annotation reader: walks annotation inputs, parses every record, counts every skip.
+
+    Used by the aggregate stage (:func:`read_annotations`) and the evaluate stage
+    (:func:`mlfilter.evaluation.ratings.load_ratings`). A **rater** is an annotator (the record's
+    ``annotator`` / ``meta_information.model_name``, else the input's :func:`input_label`) within one
+    input; one annotator in several inputs is several raters, named ``name@input``.
+
+    ``ids``: document id → position; records for other ids are dropped as ``unknown_id`` (None: every id
+    is read). ``reference``: reference (gold) records: the label format is read too and the annotator is
+    optional. ``pool``: several records of one rater for one document and task are all used (reference
+    scores) instead of the first winning and the others counting as ``duplicate_annotation``.
+    ``on_error``: a malformed line or record raises :class:`~mlfilter.records.RecordFormatError` naming
+    file, line and field (``raise``), or is counted (``skip``: ``invalid_record``, ``invalid_json`` …).
+    ``strict``: also raise :class:`MlfilterError` at an unknown id, a duplicate or an out-of-range score
+    (null scores are always just counted).
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[TaskParams],
+        *,
+        task_names: Mapping[str, str] | None = None,
+        ids: Mapping[str, int] | None = None,
+        reference: bool = False,
+        pool: bool = False,
+        on_error: OnError = "raise",
+        strict: bool = False,
+    ) -> None:
+        self.resolver = TaskResolver(tasks, task_names)
+        self.tasks = self.resolver.tasks
+        self.counts = AnnotationCounts()
+        #: ``(input position, annotator)`` of each rater, in order of first use.
+        self.raters: list[tuple[int, str]] = []
+        #: Every annotation file read.
+        self.files: list[str] = []
+        self._ids = ids
+        self._doc_index: dict[str, int] = {} if ids is None else dict(ids)
+        self._reference, self._pool, self._on_error, self._strict = reference, pool, on_error, strict
+        self._rater_index: dict[tuple[int, str], int] = {}
+        self._labels: list[str] = []
+        self._inputs: list[str] = []
+        # (document, rater, task) triples already read, as single ints: a set of ints is compact.
+        self._seen: set[int] = set()
+
+    def read(self, inputs: Sequence[str]) -> Iterator[Annotation]:
+        """Yield an :class:`Annotation` for every used record of ``inputs`` (files, folders or globs).
+
+        The counts (:attr:`counts`) and rater names are complete once the iterator is exhausted.
+        """
+        skipped: Counter[str] = Counter()
+        for pattern in inputs:
+            self._inputs.append(pattern)
+            self._labels.append(input_label(pattern))
+            files = expand_inputs([pattern])
+            self.files.extend(files)
+            for path in progress(files, desc=f"annotations {self._labels[-1]}", unit="file"):
+                for location, record in iter_records(path, on_error=self._on_error, skipped=skipped):
+                    self.counts.records += 1
+                    annotation = self._annotation(record, location, len(self._inputs) - 1)
+                    if annotation is not None:
+                        yield annotation
+        self.counts.absorb_skipped(skipped)
+        self.counts.rater_names = self.rater_names()
+
+    def rater_names(self) -> list[str]:
+        """The name of each rater: the annotator, or ``annotator@input`` when it occurs in several inputs."""
+        inputs_of: dict[str, set[int]] = {}
+        for index, annotator in self.raters:
+            inputs_of.setdefault(annotator, set()).add(index)
+        unique_labels = len(set(self._labels)) == len(self._labels)
+        names = []
+        for index, annotator in self.raters:
+            if len(inputs_of[annotator]) > 1:
+                names.append(f"{annotator}@{self._labels[index] if unique_labels else self._inputs[index]}")
+            else:
+                names.append(annotator)
+        return names
+
+    def _annotation(self, record: dict[str, Any], location: RecordLocation, index: int) -> Annotation | None:
+        counts = self.counts
+        try:
+            parsed = parse_scores_record(record, location, self.resolver, gold=self._reference)
+        except RecordFormatError:
+            if self._on_error == "raise":
+                raise
+            counts.dropped["invalid_record"] += 1
+            return None
+        doc = self._doc_index.get(parsed.doc_id)
+        if doc is None and self._ids is not None:
+            if self._strict:
+                raise MlfilterError(f"{location}: annotation for id {parsed.doc_id!r}, which is not in the sample")
+            counts.dropped["unknown_id"] += 1
+            return None
+        if doc is None:
+            doc = self._doc_index[parsed.doc_id] = len(self._doc_index)
+        key = (index, parsed.annotator or self._labels[index])
+        rater = self._rater_index.get(key, len(self.raters))
+        first_key = (doc << 32) + rater * len(self.tasks)
+        if not self._pool:
+            if any(first_key + task in self._seen for task in parsed.scores):
+                if self._strict:
+                    raise MlfilterError(f"{location}: second annotation by {key[1]!r} for id {parsed.doc_id!r}")
+                counts.dropped["duplicate_annotation"] += 1
+                return None
+            self._seen.update(first_key + task for task in parsed.scores)
+        if rater == len(self.raters):
+            self._rater_index[key] = rater
+            self.raters.append(key)
+        for name, n in parsed.unknown_tasks.items():
+            if name not in counts.unknown_tasks:
+                log.warning("%s: task %r is not in the task list; its scores are counted and left out", location, name)
+            counts.unknown_tasks[name] += n
+        counts.used += 1
+        counts.rater_records[rater] += 1
+        scores = {task: self._checked(record, location, rater, task, s) for task, s in parsed.scores.items()}
+        return Annotation(parsed.doc_id, doc, rater, scores, record_language(record))
+
+    def _checked(
+        self, record: Mapping[str, Any], location: RecordLocation, rater: int, position: int, scores: list[float | None]
+    ) -> list[float | None]:
+        """The scores with None for each invalid one, counted under its reason (and null status)."""
+        task = self.tasks[position]
+        counts = self.counts.raters.get((rater, position))
+        if counts is None:
+            counts = self.counts.raters[(rater, position)] = RaterCounts()
+        counts.records += 1
+        kept: list[float | None] = []
+        statuses: list[Any] | None = None
+        for generation, score in enumerate(scores):
+            problem = valid_score(score, task.num_targets)
+            if problem == "out_of_range_score" and self._strict:
+                raise RecordFormatError(
+                    location.path,
+                    location.line,
+                    f"field 'scores.{task.name}[{generation}]': {score} is outside 0..{task.num_targets - 1}",
+                    "out_of_range_score",
+                )
+            counts.scores[problem or "valid"] += 1
+            if problem == "null_score":
+                statuses = null_statuses(record, task.name) if statuses is None else statuses
+                if generation < len(statuses):
+                    counts.statuses[str(statuses[generation])] += 1
+            kept.append(None if problem else score)
+        if all(score is None for score in kept):
+            counts.documents_without_valid_score += 1
+        return kept
+
+
 @dataclass
 class ScoreTable:
     """Valid scores in long form: one row per (document, task, annotator, generation).
@@ -195,42 +498,6 @@ class ScoreTable:
         return len(self.score)
 
 
-@dataclass
-class AnnotationCounts:
-    """Where every annotation record and every score went."""
-
-    records: int = 0
-    used: int = 0
-    dropped: Counter[str] = field(default_factory=Counter)
-    scores: Counter[str] = field(default_factory=Counter)
-    per_annotator: dict[str, Counter[str]] = field(default_factory=dict)
-    repaired: Counter[str] = field(default_factory=Counter)
-
-    def absorb_skipped(self, skipped: Counter[str]) -> None:
-        """Add the lines the record reader skipped (bad JSON, bad UTF-8 …) as read and dropped."""
-        for reason, n in skipped.items():
-            if reason in REPAIRED:
-                self.repaired[reason] += n
-            else:
-                self.records += n
-                self.dropped[reason] += n
-
-    def as_dict(self) -> dict[str, Any]:
-        """The counts as they appear in the report (the usual reasons always, so metrics diffs line up)."""
-        return {
-            "records": self.records,
-            "repaired": dict(sorted(self.repaired.items())),
-            "used": self.used,
-            "dropped": _with_keys(self.dropped, RECORD_REASONS),
-            "scores": _with_keys(self.scores, SCORE_REASONS),
-            "annotators": {name: _with_keys(c, SCORE_REASONS) for name, c in sorted(self.per_annotator.items())},
-        }
-
-
-def _with_keys(counts: Counter[str], keys: Sequence[str]) -> dict[str, int]:
-    return {**dict.fromkeys(keys, 0), **dict(sorted(counts.items()))}
-
-
 class _TableBuilder:
     """Collects score rows in typed arrays (8 bytes a value, not a Python object each)."""
 
@@ -239,10 +506,6 @@ class _TableBuilder:
         self.task = array("q")
         self.annotator = array("q")
         self.score = array("d")
-        self.annotators: dict[str, int] = {}
-
-    def annotator_index(self, name: str) -> int:
-        return self.annotators.setdefault(name, len(self.annotators))
 
     def add(self, doc: int, task: int, annotator: int, scores: list[float]) -> None:
         n = len(scores)
@@ -251,23 +514,14 @@ class _TableBuilder:
         self.annotator.extend([annotator] * n)
         self.score.extend(scores)
 
-    def build(self) -> ScoreTable:
+    def build(self, annotators: list[str]) -> ScoreTable:
         return ScoreTable(
             doc=np.frombuffer(self.doc, dtype=np.int64),
             task=np.frombuffer(self.task, dtype=np.int64),
             annotator=np.frombuffer(self.annotator, dtype=np.int64),
             score=np.frombuffer(self.score, dtype=np.float64),
-            annotators=list(self.annotators),
+            annotators=annotators,
         )
-
-
-def valid_score(score: float | None, num_targets: int) -> str | None:
-    """None for a valid score, else the reason it is not: ``null_score`` or ``out_of_range_score``."""
-    if score is None:
-        return "null_score"
-    if not 0 <= score <= num_targets - 1:
-        return "out_of_range_score"
-    return None
 
 
 def read_annotations(
@@ -278,7 +532,8 @@ def read_annotations(
     *,
     gold: bool = False,
 ) -> tuple[ScoreTable, np.ndarray, AnnotationCounts]:
-    """Read every annotation record below ``inputs`` into a :class:`ScoreTable` of valid scores.
+    """The aggregate stage's view of :class:`AnnotationReader`: every valid score below ``inputs`` in a
+    :class:`ScoreTable`.
 
     ``doc_index`` maps the sample's ids to their positions. Returns the table, a boolean array
     marking documents that at least one record was used for, and the counts. Records for ids not in
@@ -289,94 +544,25 @@ def read_annotations(
     as an error naming file, line and field (null scores are always just counted).
 
     With ``gold``, the records are reference annotations: the label format is read too, the
-    annotator is optional (its file stands in) and several records for one document are pooled.
+    annotator is optional (its input stands in) and several records for one document are pooled.
     """
-    resolver = TaskResolver(tasks, params.task_names)
     strict = params.on_bad_annotation == "error"
-    counts = AnnotationCounts()
+    reader = AnnotationReader(
+        tasks,
+        task_names=params.task_names,
+        ids=doc_index,
+        reference=gold,
+        pool=gold,
+        on_error="raise" if strict else "skip",
+        strict=strict,
+    )
     builder = _TableBuilder()
     annotated = np.zeros(len(doc_index), dtype=bool)
-    # (annotator, document, task) triples already read, as single ints: a set of ints is compact.
-    seen: set[int] = set()
-    n_docs, n_tasks = len(doc_index), len(tasks)
-    warned_tasks: set[str] = set()
-    skipped: Counter[str] = Counter()
-    for path in progress(expand_inputs(inputs), desc="annotation files", unit="file"):
-        for location, record in iter_records(path, on_error="raise" if strict else "skip", skipped=skipped):
-            counts.records += 1
-            try:
-                parsed = parse_scores_record(record, location, resolver, gold=gold)
-            except RecordFormatError:
-                if strict:
-                    raise
-                counts.dropped["invalid_record"] += 1
-                continue
-            annotator = parsed.annotator or path
-            first_key = (builder.annotator_index(annotator) * n_docs + doc_index.get(parsed.doc_id, 0)) * n_tasks
-            reason = _record_problem(parsed, doc_index, first_key, None if gold else seen, location, strict)
-            if reason is not None:
-                counts.dropped[reason] += 1
-                continue
-            doc = doc_index[parsed.doc_id]
-            _count_unknown_tasks(parsed, location, counts, warned_tasks)
-            per_annotator = counts.per_annotator.get(annotator)
-            if per_annotator is None:
-                per_annotator = counts.per_annotator[annotator] = Counter()
-            per_annotator["records"] += 1
-            for task, scores in parsed.scores.items():
-                seen.add(first_key + task)
-                top = tasks[task].num_targets - 1
-                valid = [score for score in scores if score is not None and 0 <= score <= top]
-                nulls = scores.count(None)
-                out_of_range = len(scores) - len(valid) - nulls
-                if out_of_range and strict:
-                    generation, score = next(
-                        (i, x) for i, x in enumerate(scores) if x is not None and not 0 <= x <= top
-                    )
-                    raise RecordFormatError(
-                        location.path,
-                        location.line,
-                        f"field 'scores.{tasks[task].name}[{generation}]': {score} is outside 0..{top}",
-                        "out_of_range_score",
-                    )
-                for key, n in (("valid", len(valid)), ("null_score", nulls), ("out_of_range_score", out_of_range)):
-                    if n:
-                        counts.scores[key] += n
-                        per_annotator[key] += n
-                builder.add(doc, task, builder.annotators[annotator], valid)
-            counts.used += 1
-            annotated[doc] = True
-    counts.absorb_skipped(skipped)
-    return builder.build(), annotated, counts
-
-
-def _count_unknown_tasks(
-    parsed: ParsedScores, location: RecordLocation, counts: AnnotationCounts, warned: set[str]
-) -> None:
-    for name, n in parsed.unknown_tasks.items():
-        counts.scores["unknown_task"] += n
-        if name not in warned:
-            warned.add(name)
-            log.warning("%s: task %r is not in the task list; its scores are counted and left out", location, name)
-
-
-def _record_problem(
-    parsed: ParsedScores,
-    doc_index: Mapping[str, int],
-    first_key: int,
-    seen: set[int] | None,
-    location: RecordLocation,
-    strict: bool,
-) -> str | None:
-    if parsed.doc_id not in doc_index:
-        if strict:
-            raise MlfilterError(f"{location}: annotation for id {parsed.doc_id!r}, which is not in the sample")
-        return "unknown_id"
-    if seen is not None and any(first_key + task in seen for task in parsed.scores):
-        if strict:
-            raise MlfilterError(f"{location}: second annotation by {parsed.annotator!r} for id {parsed.doc_id!r}")
-        return "duplicate_annotation"
-    return None
+    for annotation in reader.read(list(inputs)):
+        annotated[annotation.doc] = True
+        for task, scores in annotation.scores.items():
+            builder.add(annotation.doc, task, annotation.rater, [s for s in scores if s is not None])
+    return builder.build(reader.rater_names()), annotated, reader.counts
 
 
 def configured_annotations(

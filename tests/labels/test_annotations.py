@@ -133,3 +133,32 @@ def test_gold_accepts_label_format_and_pools_records(tmp_path: Path, two_tasks) 
     assert sorted(zip(table.task.tolist(), table.score.tolist(), strict=True)) == [(0, 2.0), (0, 4.0), (1, 1.0)]
     assert counts.dropped == {}
     assert np.unique(table.doc).tolist() == [0]
+
+
+def test_aggregate_and_evaluate_read_the_same_files_with_the_same_counts(tmp_path: Path, one_task) -> None:
+    from mlfilter.evaluation.ratings import load_ratings
+
+    records = [
+        annotation("a", "llm-a", {"educational": [2, None, 9]}),
+        annotation("a", "llm-a", {"educational": [4]}),  # duplicate: the first record wins in both stages
+        annotation("b", "llm-a", {"educational": [None]}),
+        {"id": "c", "annotator": "llm-a", "scores": {"educational": ["3"]}},  # invalid record
+    ]
+    path = write_annotations(tmp_path, "llm-a", records)
+    with open(path.parent / "part-00001.jsonl", "wb") as handle:
+        handle.write(b'{"id": "c", "annotator": "llm-a", "scores": {"educa\n{"id": "c", "annotator": "\xff"}\n')
+    _, _, aggregate = read_annotations([str(tmp_path)], IDS, one_task, AggregateParams())
+    evaluate = load_ratings([str(tmp_path)], one_task, aggregation="mean", on_error="skip")
+    dropped = {"duplicate_annotation": 1, "invalid_record": 2, "invalid_json": 1}
+    assert aggregate.records == evaluate.records == 6
+    assert aggregate.dropped == evaluate.dropped == dropped
+    assert aggregate.repaired == evaluate.repaired == {"invalid_utf8_replaced": 1}
+    rater = evaluate.counts["educational"]["llm-a"].as_dict()
+    assert aggregate.per_annotator["llm-a"] == {"records": 2, "valid": 1, "null_score": 2, "out_of_range_score": 1}
+    assert (rater["records"], rater["valid"], rater["invalid_by_reason"]) == (
+        2,
+        1,
+        {"null_score": 2, "out_of_range_score": 1},
+    )
+    assert rater["null_by_status"] == {"parse_error": 2}
+    assert rater["documents_without_valid_score"] == 1

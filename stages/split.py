@@ -1,4 +1,4 @@
-"""DVC stage ``split``: data/labels/labels.jsonl → data/splits/{train,val,test}.jsonl, reports/split.json."""
+"""DVC stage ``split``: data/labels/labels.jsonl.zst → data/splits/{train,val,test}.jsonl.zst, reports/split.json."""
 
 from __future__ import annotations
 

@@ -192,10 +192,28 @@ def compression_of(path: str | os.PathLike[str]) -> str | None:
     return next((suffix[1:] for suffix in COMPRESSED_SUFFIXES if name.endswith(suffix)), None)
 
 
+class _GzipWriter(gzip.GzipFile):
+    """A gzip stream into a new local file, closed with it; its header has no file name and mtime 0."""
+
+    def __init__(self, path: str | os.PathLike[str], compresslevel: int) -> None:
+        self._raw = open(path, "wb")  # noqa: SIM115 - closed in close()
+        super().__init__(filename="", mode="wb", compresslevel=compresslevel, fileobj=self._raw, mtime=0)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
 def open_binary_writer(path: str | os.PathLike[str], compression: str | None) -> IO[bytes]:
-    """Open a local file for writing bytes, compressed with gzip (level 6) or zstandard (level 3)."""
+    """Open a local file for writing bytes, compressed with gzip (level 6) or zstandard (level 3).
+
+    Deterministic: the same bytes written give the same file (gzip gets no file name and mtime 0 in its
+    header; zstandard's frames carry neither), so identical reruns keep their DVC hashes.
+    """
     if compression == "gz":
-        return gzip.open(path, "wb", compresslevel=6)  # type: ignore[return-value]
+        return _GzipWriter(path, compresslevel=6)  # type: ignore[return-value]
     if compression == "zst":
         raw = open(path, "wb")  # noqa: SIM115 - closed with the stream writer
         return zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=True)  # type: ignore[return-value]

@@ -9,7 +9,7 @@ import pytest
 
 from mlfilter.records import expand_inputs, iter_records
 from tests.e2e.pipeline_repo import PipelineRepo
-from tests.evaluation.helpers import annotation, write_annotations
+from tests.evaluation.helpers import annotation, write_annotations, write_records
 from tests.training.conftest import sample_records, write_jsonl
 
 PARAMS = {
@@ -32,11 +32,10 @@ def _write_inputs(root: Path, annotators: list[str]) -> list[dict]:
             for i, r in enumerate(records)
         ]
         write_annotations(root / "data" / "annotations", name, rows)
-    write_jsonl(root / "data" / "splits" / "train.jsonl", records[:24])
-    write_jsonl(root / "data" / "splits" / "val.jsonl", records[24:32])
-    write_jsonl(root / "data" / "splits" / "test.jsonl", records[32:])
-    (root / "data" / "labels").mkdir(parents=True, exist_ok=True)
-    (root / "data" / "labels" / "gold.jsonl").write_text("", encoding="utf-8")
+    write_records(root / "data" / "splits" / "train.jsonl.zst", records[:24])
+    write_records(root / "data" / "splits" / "val.jsonl.zst", records[24:32])
+    write_records(root / "data" / "splits" / "test.jsonl.zst", records[32:])
+    write_records(root / "data" / "labels" / "gold.jsonl.zst", [])
     return records
 
 

@@ -14,7 +14,7 @@ from mlfilter.cli import main
 from mlfilter.evaluation.baseline import margins, subsample, warnings_for
 from mlfilter.evaluation.classifier import load_split
 from mlfilter.params import TaskParams
-from tests.evaluation.helpers import annotation, write_annotations, write_jsonl
+from tests.evaluation.helpers import annotation, write_annotations, write_records
 
 SAMPLING_DATA = Path(__file__).parents[1] / "sampling" / "data"
 #: Real web documents whose labels follow their language, which character n-grams learn from 8 examples each.
@@ -52,9 +52,9 @@ def write_language_project(root: Path, model_dir: Path) -> Path:
                 "scores": [2 * rank, rank],
             }
             (train if index < 8 else test).append(record)
-    write_jsonl(root / "data" / "splits" / "train.jsonl", train)
-    write_jsonl(root / "data" / "splits" / "test.jsonl", test)
-    write_jsonl(root / "data" / "labels" / "gold.jsonl", [])
+    write_records(root / "data" / "splits" / "train.jsonl.zst", train)
+    write_records(root / "data" / "splits" / "test.jsonl.zst", test)
+    write_records(root / "data" / "labels" / "gold.jsonl.zst", [])
     for annotator in ("alpha", "beta"):
         records = [annotation(r["id"], annotator, {"educational": [r["scores"][0]]}) for r in train + test]
         write_annotations(root / "data" / "annotations", annotator, records)
@@ -78,7 +78,10 @@ def test_a_classifier_that_loses_to_the_baseline_is_warned_about(
     project = write_language_project(tmp_path, model_dir)
     monkeypatch.chdir(project)
     with caplog.at_level(logging.WARNING):
-        assert main(["evaluate", "--documents", "data/splits/test.jsonl", "--train", "data/splits/train.jsonl"]) == 0
+        assert (
+            main(["evaluate", "--documents", "data/splits/test.jsonl.zst", "--train", "data/splits/train.jsonl.zst"])
+            == 0
+        )
     out = project / "reports" / "evaluate"
     metrics = json.loads((out / "metrics.json").read_text())
     report = json.loads((out / "report.json").read_text())
@@ -103,7 +106,7 @@ def test_a_classifier_that_loses_to_the_baseline_is_warned_about(
 def test_without_a_train_split_there_is_no_baseline(tmp_path: Path, model_dir: Path, monkeypatch) -> None:
     project = write_language_project(tmp_path, model_dir)
     monkeypatch.chdir(project)
-    assert main(["evaluate", "--documents", "data/splits/test.jsonl"]) == 0
+    assert main(["evaluate", "--documents", "data/splits/test.jsonl.zst"]) == 0
     metrics = json.loads((project / "reports" / "evaluate" / "metrics.json").read_text())
     assert "baseline" not in metrics and "margin_over_baseline" not in metrics
 
@@ -114,7 +117,7 @@ def test_the_baseline_trains_on_a_seeded_subsample_of_a_large_split(tmp_path: Pa
         TaskParams(name="educational", prompt="p.yaml", num_targets=6, threshold=3),
         TaskParams(name="toxic", prompt="t.yaml", num_targets=3, threshold=1),
     ]
-    split = load_split(str(project / "data" / "splits" / "train.jsonl"), tasks)
+    split = load_split(str(project / "data" / "splits" / "train.jsonl.zst"), tasks)
     assert subsample(split, 0, seed=1) is split and subsample(split, 24, seed=1) is split
     small = subsample(split, 10, seed=1)
     assert len(small.ids) == len(small.texts) == len(small.labels) == 10

@@ -16,7 +16,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from mlfilter.cli import main
 from mlfilter.records import iter_records
-from tests.evaluation.helpers import annotation, write_annotations, write_jsonl, write_records
+from tests.evaluation.helpers import annotation, write_annotations, write_records
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -62,7 +62,7 @@ def write_project(root: Path, model_dir: Path) -> Path:
         }
         for i in range(0, n, 2)
     ]
-    write_jsonl(root / "data" / "splits" / "test.jsonl", test)
+    write_records(root / "data" / "splits" / "test.jsonl.zst", test)
     train = [
         {
             "id": f"doc-{i}",
@@ -72,9 +72,9 @@ def write_project(root: Path, model_dir: Path) -> Path:
         }
         for i in range(1, n, 2)
     ]
-    write_jsonl(root / "data" / "splits" / "train.jsonl", train)
-    write_jsonl(
-        root / "data" / "labels" / "gold.jsonl",
+    write_records(root / "data" / "splits" / "train.jsonl.zst", train)
+    write_records(
+        root / "data" / "labels" / "gold.jsonl.zst",
         [{"id": f"doc-{i}", "scores": [int(truth[i]), None], "n": [1, 0]} for i in range(0, n, 3)],
     )
     shutil.copytree(model_dir, root / "models" / "annotator" / "final")

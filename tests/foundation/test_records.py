@@ -186,6 +186,25 @@ def test_writer_killed_midway_leaves_no_file_under_final_name(tmp_path: Path, su
         expand_inputs([str(tmp_path)])
 
 
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".jsonl.zst"])
+def test_compressed_files_are_deterministic(tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identical records give identical bytes whatever the file name, process and time (so DVC hashes hold)."""
+    records = _documents(50)
+    first, second = tmp_path / "one" / f"labels{suffix}", tmp_path / "two" / f"other{suffix}"
+    with RecordWriter(first) as writer:
+        writer.write_many(records)
+    later = time.time() + 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+    with RecordWriter(second) as writer:
+        writer.write_many(records)
+    assert first.read_bytes() == second.read_bytes()
+    assert [record for _, record in iter_records(str(second))] == records
+    if suffix == ".jsonl.gz":
+        header = first.read_bytes()[:10]
+        assert header[4:8] == bytes(4), "gzip mtime must be 0"
+        assert not header[3] & 0x08, "gzip header must not name a file"
+
+
 def test_writer_error_leaves_no_file(tmp_path: Path) -> None:
     final = tmp_path / "out.jsonl"
     with pytest.raises(RuntimeError), RecordWriter(final) as writer:

@@ -57,7 +57,7 @@ def test_aggregate_then_split_commands(tmp_path: Path) -> None:
     assert main(["split", *split_args, "--params", str(params)]) == 0
     split_report = json.loads((tmp_path / "split.json").read_text())
     assert sum(s["count"] for s in split_report["splits"].values()) == 40
-    assert sorted(p.name for p in out.iterdir()) == ["test.jsonl", "train.jsonl", "val.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["test.jsonl.zst", "train.jsonl.zst", "val.jsonl.zst"]
 
 
 def test_bad_params_and_bad_input_end_with_one_clear_line(tmp_path: Path, capsys) -> None:

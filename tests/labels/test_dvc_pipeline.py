@@ -1,7 +1,8 @@
 """The aggregate and split stages of the project's dvc.yaml, run by real DVC in a temporary git repo.
 
 A stand-in upstream (annotate stages that copy committed annotation folders, and a committed sample)
-feeds the real stage definitions: changing ``aggregate.method`` must rerun aggregate and split only.
+feeds the real stage definitions: changing ``aggregate.method`` must rerun aggregate and split only, and a
+forced rerun must write byte-identical (compressed) labels and splits.
 """
 
 from __future__ import annotations
@@ -83,13 +84,17 @@ def test_repro_and_method_change_reruns_only_aggregate_and_split(repo: Path) -> 
         "dropped": {"majority_tie": 0, "not_annotated": 0, "too_few_valid_scores": 0},
     }
     assert report["annotations"]["annotators"].keys() == {"llm-a", "llm-b"}
-    assert (repo / "data" / "splits" / "train.jsonl").exists()
+    assert (repo / "data" / "splits" / "train.jsonl.zst").exists()
     assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
+    # Rerun from scratch (new processes, later clock): compressed labels and splits hash the same.
+    lock = (repo / "dvc.lock").read_text()
+    assert "Running stage 'split'" in sh(repo, "dvc", "repro", "--force", "split")
+    assert (repo / "dvc.lock").read_text() == lock
     metrics = sh(repo, "dvc", "metrics", "show")
     assert "reports/aggregate.json" in metrics and "reports/split.json" in metrics
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "first run")
-    mean_labels = (repo / "data" / "labels" / "labels.jsonl").read_bytes()
+    mean_labels = (repo / "data" / "labels" / "labels.jsonl.zst").read_bytes()
 
     set_param(repo, "aggregate", "method", "max")
     status = json.loads(sh(repo, "dvc", "status", "--json"))
@@ -98,7 +103,7 @@ def test_repro_and_method_change_reruns_only_aggregate_and_split(repo: Path) -> 
     assert "Running stage 'aggregate'" in out and "Running stage 'split'" in out
     assert "Stage 'annotate@llm-a' didn't change, skipping" in out
     assert "Stage 'annotate@llm-b' didn't change, skipping" in out
-    assert (repo / "data" / "labels" / "labels.jsonl").read_bytes() != mean_labels
+    assert (repo / "data" / "labels" / "labels.jsonl.zst").read_bytes() != mean_labels
     assert json.loads((repo / "reports" / "aggregate.json").read_text())["method"] == "max"
     assert "aggregate.method" in sh(repo, "dvc", "params", "diff")
 

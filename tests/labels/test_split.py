@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlfilter.labels.params import SplitFractions, SplitParams
-from mlfilter.labels.split import SPLITS, normalize_text, split_labels, stratum_of
+from mlfilter.labels.split import SPLITS, normalize_text, split_labels, split_path, stratum_of
 from mlfilter.params import ParamsError, load_section
 from mlfilter.records import RecordWriter, iter_records
 
@@ -46,7 +46,7 @@ def run_split(tmp_path: Path, records: list[dict], tasks, name: str = "run", **p
     report = split_labels(labels=labels, out_dir=tmp_path / name / "splits", tasks=tasks, params=SplitParams(**params))
     assignment = {}
     for split in SPLITS:
-        for _, record in iter_records(str(tmp_path / name / "splits" / f"{split}.jsonl")):
+        for _, record in iter_records(str(split_path(tmp_path / name / "splits", split))):
             assert record["id"] not in assignment
             assignment[record["id"]] = split
     return report, assignment

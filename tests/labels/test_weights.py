@@ -52,7 +52,7 @@ def test_labels_carry_inverse_inclusion_probabilities_through_split(tmp_path: Pa
     carried = {
         record["id"]: record.get("weight")
         for name in ("train", "val", "test")
-        for _, record in iter_records(str(tmp_path / "splits" / f"{name}.jsonl"))
+        for _, record in iter_records(str(tmp_path / "splits" / f"{name}.jsonl.zst"))
     }
     assert carried == weights
 

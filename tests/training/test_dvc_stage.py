@@ -13,7 +13,8 @@ import pytest
 import yaml
 from ruamel.yaml import YAML
 
-from tests.training.conftest import sample_records, write_jsonl
+from tests.evaluation.helpers import write_records
+from tests.training.conftest import sample_records
 
 ROOT = Path(__file__).parents[2]
 
@@ -52,8 +53,8 @@ def test_dvc_exp_run_with_a_learning_rate_trains_a_variant(tmp_path: Path) -> No
     for folder in ("stages", "src"):
         shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
     records = [dict(r, scores=r["scores"][:1]) for r in sample_records()]
-    write_jsonl(repo / "data" / "splits" / "train.jsonl", records[:30])
-    write_jsonl(repo / "data" / "splits" / "val.jsonl", records[30:])
+    write_records(repo / "data" / "splits" / "train.jsonl.zst", records[:30])
+    write_records(repo / "data" / "splits" / "val.jsonl.zst", records[30:])
     _run(["git", "init", "-q"], repo)
     _run(["git", "config", "user.email", "test@example.com"], repo)
     _run(["git", "config", "user.name", "test"], repo)

@@ -32,9 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="reference annotations to carry to evaluate; a folder without record files means none",
     )
-    parser.add_argument("--labels", default="data/labels/labels.jsonl", help="labels out (default: %(default)s)")
+    parser.add_argument("--labels", default="data/labels/labels.jsonl.zst", help="labels out (default: %(default)s)")
     parser.add_argument(
-        "--gold-labels", default="data/labels/gold.jsonl", help="gold labels out (default: %(default)s)"
+        "--gold-labels", default="data/labels/gold.jsonl.zst", help="gold labels out (default: %(default)s)"
     )
     parser.add_argument("--report", default="reports/aggregate.json", help="metrics JSON (default: %(default)s)")
     parser.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="params file (default: %(default)s)")

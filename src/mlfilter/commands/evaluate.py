@@ -20,15 +20,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--documents", default="data/sample", help="documents with their language (default: %(default)s)"
     )
-    parser.add_argument("--test", default="data/splits/test.jsonl", help="labelled test split (default: %(default)s)")
+    parser.add_argument(
+        "--test", default="data/splits/test.jsonl.zst", help="labelled test split (default: %(default)s)"
+    )
     parser.add_argument("--model", default="models/annotator/final", help="trained model (default: %(default)s)")
     parser.add_argument(
         "--train",
         help="labelled train split: fit the TF-IDF + ridge baseline on it and report it and the classifier's margin "
-        "(the DVC stage passes data/splits/train.jsonl; default: no baseline)",
+        "(the DVC stage passes data/splits/train.jsonl.zst; default: no baseline)",
     )
     parser.add_argument(
-        "--gold", default="data/labels/gold.jsonl", help="gold labels; an empty file means none (default: %(default)s)"
+        "--gold",
+        default="data/labels/gold.jsonl.zst",
+        help="gold labels; an empty file means none (default: %(default)s)",
     )
     parser.add_argument("--output", default="reports/evaluate", help="reports and plots (default: %(default)s)")
     parser.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="params file (default: %(default)s)")

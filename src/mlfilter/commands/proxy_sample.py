@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, required=True, help="how many documents to draw")
     proxy = parser.add_mutually_exclusive_group(required=True)
     proxy.add_argument("--model", help="proxy: a classifier folder from an earlier round (TF-IDF, fastText, encoder)")
-    proxy.add_argument("--train", help="proxy: fit TF-IDF + ridge on the labels so far (e.g. data/splits/train.jsonl)")
+    proxy.add_argument(
+        "--train", help="proxy: fit TF-IDF + ridge on the labels so far (e.g. data/splits/train.jsonl.zst)"
+    )
     parser.add_argument("--task", help="task whose score stratifies (default: the first task of the params file)")
     parser.add_argument(
         "--edges",

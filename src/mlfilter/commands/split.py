@@ -13,8 +13,10 @@ log = logging.getLogger("mlfilter.split")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``mlfilter split`` (and of ``stages/split.py``)."""
-    parser.add_argument("--labels", default="data/labels/labels.jsonl", help="labels in (default: %(default)s)")
-    parser.add_argument("--out", default="data/splits", help="folder for train/val/test.jsonl (default: %(default)s)")
+    parser.add_argument("--labels", default="data/labels/labels.jsonl.zst", help="labels in (default: %(default)s)")
+    parser.add_argument(
+        "--out", default="data/splits", help="folder for train/val/test.jsonl.zst (default: %(default)s)"
+    )
     parser.add_argument("--report", default="reports/split.json", help="metrics JSON (default: %(default)s)")
     parser.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="params file (default: %(default)s)")
 

@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
         return
     parser.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="params file (default: %(default)s)")
-    parser.add_argument("--train", default="data/splits/train.jsonl", help="train split (default: %(default)s)")
-    parser.add_argument("--val", default="data/splits/val.jsonl", help="validation split (default: %(default)s)")
+    parser.add_argument("--train", default="data/splits/train.jsonl.zst", help="train split (default: %(default)s)")
+    parser.add_argument("--val", default="data/splits/val.jsonl.zst", help="validation split (default: %(default)s)")
     parser.add_argument("--model", default="models/annotator/final", help="model output (default: %(default)s)")
     parser.add_argument("--live", default="reports/train", help="DVCLive folder (default: %(default)s)")
 

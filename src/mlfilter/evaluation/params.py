@@ -16,7 +16,7 @@ Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 class EvaluateParams:
     """How the evaluate stage measures agreement among annotators and the classifier's quality.
 
-    Gold labels (``data/labels/gold.jsonl``, written by the aggregate stage from ``data/gold``) are
+    Gold labels (``data/labels/gold.jsonl.zst``, written by the aggregate stage from ``data/gold``) are
     compared with every annotator and with the classifier when the file holds any.
 
     ``aggregation``: how each annotator's generations for a document become one score before

@@ -38,7 +38,7 @@ def reliability_report(
     """Agreement (overall and per language) and gold metrics for every task.
 
     The gold reference is one of the raters (``gold_rater``, then left out of the agreement) or
-    separate gold ratings (``gold``, e.g. ``data/labels/gold.jsonl``). With ``strict`` a task with
+    separate gold ratings (``gold``, e.g. ``data/labels/gold.jsonl.zst``). With ``strict`` a task with
     fewer than two raters to compare is an error; otherwise its agreement is ``null`` with the reason.
     """
     report: dict[str, Any] = {}

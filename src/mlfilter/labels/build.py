@@ -1,4 +1,4 @@
-"""The aggregate stage's work: sample + annotations (+ gold) → ``labels.jsonl``, ``gold.jsonl``, report.
+"""The aggregate stage's work: sample + annotations (+ gold) → labels, gold labels (``.jsonl.zst``), report.
 
 Every sample document becomes a label or is counted under a reason: ``not_annotated`` (no
 annotator's record was used for it), ``too_few_valid_scores`` (a task has fewer valid scores than

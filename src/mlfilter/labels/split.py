@@ -102,6 +102,12 @@ def _read_labels(path: str) -> Iterable[dict[str, Any]]:
         yield record
 
 
+def split_path(out_dir: str | os.PathLike[str], name: str) -> Path:
+    """The file of split ``name`` in ``out_dir``: zstandard-compressed JSON Lines (the texts are copies of
+    the sample's; zstandard's output has no timestamp, so identical splits have identical DVC hashes)."""
+    return Path(out_dir) / f"{name}.jsonl.zst"
+
+
 def split_labels(
     *,
     labels: str,
@@ -109,7 +115,8 @@ def split_labels(
     tasks: Sequence[TaskParams],
     params: SplitParams,
 ) -> dict[str, Any]:
-    """Write ``train.jsonl``, ``val.jsonl`` and ``test.jsonl`` (the label records) and return the report."""
+    """Write the label records to ``train.jsonl.zst``, ``val.jsonl.zst`` and ``test.jsonl.zst`` in ``out_dir``
+    (see :func:`split_path`) and return the report."""
     watch = Stopwatch()
     counts = StageCounts()
     assignment: dict[bytes, str] | None = None
@@ -125,7 +132,7 @@ def split_labels(
     strata: dict[str, Counter[str]] = defaultdict(Counter)
     unit_sizes: Counter[bytes] = Counter()
     out = Path(out_dir)
-    writers = {name: RecordWriter(out / f"{name}.jsonl") for name in SPLITS}
+    writers = {name: RecordWriter(split_path(out, name)) for name in SPLITS}
     try:
         for position, record in enumerate(progress(_read_labels(labels), desc="split")):
             key = keys[position] if keys else text_key(record["text"], params.seed)

@@ -5,12 +5,13 @@ sample, and three annotators with three generations each whose scores scatter ar
 Llama-3-70B score (2 % null). Each engine runs in a fresh process, ``--repeats`` times in turn (the
 fastest run counts, which damps the noise of a shared machine); printed: docs/s, peak RSS, ratios.
 
-- aggregate, mlfilter: ``build_labels`` (streams the sample twice, vectorized per-task aggregation)
+- aggregate, mlfilter: ``build_labels`` (streams the sample twice, vectorized per-task aggregation),
+  writing zstd labels as the pipeline does
   with ``mean``, ``majority`` and ``dawid_skene``.
 - aggregate, baseline: the original tool's way — ``json.loads`` per line into a dict of score
   lists, ``statistics.mean`` per document, the sample loaded into a dict to join the text.
 - split, mlfilter: ``split_labels`` (hash of the normalized text).
-- split, baseline: pandas ``read_json`` + scikit-learn ``train_test_split(stratify=...)`` twice.
+- split, baseline: pandas ``read_json`` (of the same zstd labels) + scikit-learn ``train_test_split(stratify=...)`` twice.
 
     python benchmarks/bench_aggregate_split.py [--docs 200000] [--repeats 3] [--source PATH]
 """
@@ -41,8 +42,8 @@ AGGREGATE = (
     PARAMS
     + """
 from mlfilter.labels.build import build_labels
-build_labels(annotations=[f"{tmp}/annotations"], sample=[f"{tmp}/sample"], labels_path=f"{tmp}/labels.jsonl",
-             gold_path=f"{tmp}/gold.jsonl", tasks=tasks, params=AggregateParams(method=METHOD))
+build_labels(annotations=[f"{tmp}/annotations"], sample=[f"{tmp}/sample"], labels_path=f"{tmp}/labels.jsonl.zst",
+             gold_path=f"{tmp}/gold.jsonl.zst", tasks=tasks, params=AggregateParams(method=METHOD))
 """
 )
 BASELINE_AGGREGATE = """
@@ -73,13 +74,13 @@ SPLIT = (
     PARAMS
     + """
 from mlfilter.labels.split import split_labels
-split_labels(labels=f"{tmp}/labels.jsonl", out_dir=f"{tmp}/splits", tasks=tasks, params=SplitParams())
+split_labels(labels=f"{tmp}/labels.jsonl.zst", out_dir=f"{tmp}/splits", tasks=tasks, params=SplitParams())
 """
 )
 BASELINE_SPLIT = """
 import pandas as pd
 from sklearn.model_selection import train_test_split
-frame = pd.read_json(f"{tmp}/labels.jsonl", lines=True, dtype={"id": str})
+frame = pd.read_json(f"{tmp}/labels.jsonl.zst", lines=True, dtype={"id": str})
 strata = frame["language"].astype(str) + "|" + frame["scores"].map(str)
 counts = strata.map(strata.value_counts())
 strata = strata.where(counts >= 10, strata.mode()[0])

@@ -25,7 +25,7 @@ import numpy as np
 from mlfilter.errors import MlfilterError
 from mlfilter.evaluation.params import Aggregation
 from mlfilter.labels.aggregation import aggregate_task
-from mlfilter.labels.annotations import AnnotationReader, RaterCounts
+from mlfilter.labels.annotations import AnnotationReader, RaterCounts, record_language
 from mlfilter.logs import progress
 from mlfilter.params import TaskParams
 from mlfilter.records import OnError, expand_inputs, iter_records
@@ -169,8 +169,9 @@ def load_ratings(
     sources: dict[tuple[int, int], dict[str, list[float | None]]] = {}
     record_languages: dict[str, str] = {}
     for annotation in reader.read(inputs):
-        if annotation.language is not None:
-            record_languages.setdefault(annotation.doc_id, annotation.language)
+        language = record_language(annotation.record)
+        if language is not None:
+            record_languages.setdefault(annotation.doc_id, language)
         for position, scores in annotation.scores.items():
             sources.setdefault((annotation.rater, position), {})[annotation.doc_id] = scores
     counts = reader.counts

@@ -314,21 +314,21 @@ def _with_keys(counts: Counter[str], keys: Sequence[str]) -> dict[str, int]:
     return {**dict.fromkeys(keys, 0), **dict(sorted(counts.items()))}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Annotation:
     """What one used record gives: one rater's scores of one document.
 
     ``doc``: the document's position (in ``ids`` when the reader has them, else in order of first
     appearance); ``rater``: the position in :attr:`AnnotationReader.raters`; ``scores``: task position →
-    one score per generation, ``None`` where the generation gave no valid score; ``language``: the
-    record's own (see :func:`record_language`).
+    one score per generation, ``None`` where the generation gave no valid score; ``record``: the record
+    as read (for fields such as :func:`record_language`).
     """
 
     doc_id: str
     doc: int
     rater: int
     scores: dict[int, list[float | None]]
-    language: str | None
+    record: dict[str, Any]
 
 
 class AnnotationReader:
@@ -387,7 +387,7 @@ class AnnotationReader:
             self._labels.append(input_label(pattern))
             files = expand_inputs([pattern])
             self.files.extend(files)
-            for path in progress(files, desc=f"annotations {self._labels[-1]}", unit="file"):
+            for path in progress(files, desc=f"annotations: {self._labels[-1]}", unit="file"):
                 for location, record in iter_records(path, on_error=self._on_error, skipped=skipped):
                     self.counts.records += 1
                     annotation = self._annotation(record, location, len(self._inputs) - 1)
@@ -429,14 +429,15 @@ class AnnotationReader:
             doc = self._doc_index[parsed.doc_id] = len(self._doc_index)
         key = (index, parsed.annotator or self._labels[index])
         rater = self._rater_index.get(key, len(self.raters))
-        first_key = (doc << 32) + rater * len(self.tasks)
         if not self._pool:
-            if any(first_key + task in self._seen for task in parsed.scores):
+            first_key = (doc << 32) + rater * len(self.tasks)
+            keys = [first_key + task for task in parsed.scores]
+            if not self._seen.isdisjoint(keys):
                 if self._strict:
                     raise MlfilterError(f"{location}: second annotation by {key[1]!r} for id {parsed.doc_id!r}")
                 counts.dropped["duplicate_annotation"] += 1
                 return None
-            self._seen.update(first_key + task for task in parsed.scores)
+            self._seen.update(keys)
         if rater == len(self.raters):
             self._rater_index[key] = rater
             self.raters.append(key)
@@ -447,7 +448,7 @@ class AnnotationReader:
         counts.used += 1
         counts.rater_records[rater] += 1
         scores = {task: self._checked(record, location, rater, task, s) for task, s in parsed.scores.items()}
-        return Annotation(parsed.doc_id, doc, rater, scores, record_language(record))
+        return Annotation(parsed.doc_id, doc, rater, scores, record)
 
     def _checked(
         self, record: Mapping[str, Any], location: RecordLocation, rater: int, position: int, scores: list[float | None]
@@ -458,6 +459,10 @@ class AnnotationReader:
         if counts is None:
             counts = self.counts.raters[(rater, position)] = RaterCounts()
         counts.records += 1
+        top = task.num_targets - 1
+        if scores and None not in scores and min(scores) >= 0 and max(scores) <= top:  # type: ignore[type-var]
+            counts.scores["valid"] += len(scores)  # all valid: what valid_score says of each, at once
+            return scores
         kept: list[float | None] = []
         statuses: list[Any] | None = None
         for generation, score in enumerate(scores):

@@ -11,7 +11,8 @@ fastest run counts, which damps the noise of a shared machine); printed: docs/s,
 - aggregate, baseline: the original tool's way — ``json.loads`` per line into a dict of score
   lists, ``statistics.mean`` per document, the sample loaded into a dict to join the text.
 - split, mlfilter: ``split_labels`` (hash of the normalized text).
-- split, baseline: pandas ``read_json`` (of the same zstd labels) + scikit-learn ``train_test_split(stratify=...)`` twice.
+- split, baseline: pandas ``read_json`` (of the same zstd labels) + scikit-learn
+  ``train_test_split(stratify=...)`` twice.
 
     python benchmarks/bench_aggregate_split.py [--docs 200000] [--repeats 3] [--source PATH]
 """

@@ -19,7 +19,8 @@ Three parts, all in one process, each against its baseline side by side (``--par
   docs/s per core (one thread, per CPU-second) through the filter's scorers.
 
 Documents: real FineWeb-Edu texts (``../shared/data``, ODC-BY), cycled up to the document counts asked for.
-Each timed run repeats ``--repeats`` times and the fastest counts, which damps the noise of a shared machine.
+Each timed run repeats ``--repeats`` times (the cpu part: ``--cpu-repeats``, default 1, so it ends in minutes on a
+shared 2-core machine) and the fastest counts, which damps the noise of a shared machine.
 
     python benchmarks/bench_filter_engine.py                       # MiniLM (packaged), CPU, every part
     python benchmarks/bench_filter_engine.py --parts host --workers 16
@@ -234,7 +235,7 @@ def run_engine(scorer: Scorer, texts: list[str], window: int) -> tuple[float, np
 def cpu_part(source: list[str], args: argparse.Namespace) -> None:
     """The whole engine against the transformers pipeline, same model and documents."""
     torch.set_num_threads(args.threads or DEFAULT_THREADS)
-    count = args.docs or (20000 if args.device.startswith("cuda") else 300)
+    count = args.docs or (20000 if args.device.startswith("cuda") else 128)
     texts = [source[i % len(source)] for i in range(count)]
     engines: dict[str, Scorer] = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -268,7 +269,7 @@ def cpu_part(source: list[str], args: argparse.Namespace) -> None:
     )
     times: dict[str, list[float]] = {"baseline": [], **{name: [] for name in engines}}
     scores: dict[str, np.ndarray] = {}
-    for repeat in range(args.repeats):
+    for repeat in range(args.cpu_repeats):
         seconds, scores["baseline"] = run_baseline(baseline_model, tokenizer, texts, args)
         times["baseline"].append(seconds)
         for name, engine in engines.items():
@@ -369,7 +370,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="host,cpu,classifiers", help="comma-separated: host, cpu, classifiers")
     parser.add_argument("--documents", type=Path, default=SOURCE, help="FineWeb-Edu JSONL with text and scores")
-    parser.add_argument("--docs", type=int, help="documents to score in the cpu part (default 300 CPU, 20000 GPU)")
+    parser.add_argument("--docs", type=int, help="documents to score in the cpu part (default 128 CPU, 20000 GPU)")
     parser.add_argument("--host-docs", type=int, default=4000, help="documents in the host part's FineWeb-Edu set")
     parser.add_argument("--old-rev", default=OLD_REVISION, help="git revision of the engine to compare against")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="tokenizer processes (host part)")
@@ -383,7 +384,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="the baseline's fixed batch size")
     parser.add_argument("--token-budget", type=int, default=0, help="the engine's padded tokens per batch (0: auto)")
     parser.add_argument("--window", type=int, default=1024, help="documents the engine sorts together")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each host and classifiers measurement")
+    parser.add_argument("--cpu-repeats", type=int, default=1, help="runs of each engine in the cpu part")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     from transformers import AutoTokenizer

@@ -32,6 +32,7 @@ import numpy as np
 
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.params import ScoringParams
+from mlfilter.filtering.word_cache import word_cache_for
 
 #: Characters kept per text token before the cut: web text averages 3–5 characters per subword token.
 CHARS_PER_TOKEN = 6
@@ -122,6 +123,7 @@ class DocumentTokenizer:
             # A saved tokenizer.json may carry truncation/padding (all-MiniLM-L6-v2's truncates at 128).
             self.backend.no_truncation()
             self.backend.no_padding()
+        self.word_cache = word_cache_for(self.backend)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for pool workers without the transformers wrapper when the Rust backend does the work, so a
@@ -143,50 +145,53 @@ class DocumentTokenizer:
             starts = [starts[i] for i in picked]
         return starts
 
-    def _encode(self, texts: list[str]) -> list[list[int]]:
+    def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of ``texts`` one after the other (int32, special tokens excluded) and each text's count."""
+        if self.word_cache is not None:
+            return self.word_cache.encode(texts)
         if self.backend is not None:
-            return [e.ids for e in self.backend.encode_batch_fast(texts, add_special_tokens=False)]
-        return self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
-
-    def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
-        """Token ids of each text (the head only where cut), the documents' token counts, and which are exact."""
-        texts = list(texts)
-        if self.options.long_documents == "chunk":
-            encoded = self._encode(texts)
-            return encoded, np.fromiter(map(len, encoded), np.int64, len(encoded)), np.ones(len(texts), bool)
-        heads = [cut_at_word(text, self.char_limit) for text in texts]
-        encoded = self._encode(heads)
-        short = [
-            i
-            for i, (ids, head, text) in enumerate(zip(encoded, heads, texts, strict=True))
-            if len(head) < len(text) and len(ids) < self.body + MARGIN
-        ]
-        if short:
-            for i, ids in zip(short, self._encode([texts[i] for i in short]), strict=True):
-                encoded[i], heads[i] = ids, texts[i]
+            encoded = [e.ids for e in self.backend.encode_batch_fast(texts, add_special_tokens=False)]
+        else:
+            encoded = self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
         counts = np.fromiter(map(len, encoded), np.int64, len(encoded))
-        exact = np.fromiter((len(h) == len(t) for h, t in zip(heads, texts, strict=True)), bool, len(texts))
-        if not exact.all():
-            ratio = np.asarray([len(t) / max(len(h), 1) for h, t in zip(heads, texts, strict=True)])
-            counts = np.where(exact, counts, np.rint(counts * ratio).astype(np.int64))
-        return encoded, counts, exact
+        return np.fromiter(itertools.chain.from_iterable(encoded), np.int32, int(counts.sum())), counts
+
+    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Token ids of the texts (the head only where cut) as ``flat``, with each text's ``starts`` and ``lengths``
+        in ``flat`` (a text's ids are ``flat[start : start + length]``), the documents' token counts, and which
+        counts are exact."""
+        texts = list(texts)
+        heads = texts if self.options.long_documents == "chunk" else [cut_at_word(t, self.char_limit) for t in texts]
+        flat, lengths = self._encode(heads)
+        starts = np.zeros(len(texts), np.int64)
+        np.cumsum(lengths[:-1], out=starts[1:])
+        if self.options.long_documents == "chunk":
+            return flat, starts, lengths, lengths, np.ones(len(texts), bool)
+        text_chars = np.fromiter(map(len, texts), np.int64, len(texts))
+        head_chars = np.fromiter(map(len, heads), np.int64, len(heads))
+        short = np.flatnonzero((head_chars < text_chars) & (lengths < self.body + MARGIN))
+        if len(short):
+            again, again_lengths = self._encode([texts[i] for i in short])
+            starts[short] = len(flat) + np.concatenate([[0], np.cumsum(again_lengths[:-1])])
+            lengths[short] = again_lengths
+            head_chars[short] = text_chars[short]
+            flat = np.concatenate([flat, again])
+        exact = head_chars == text_chars
+        counts = np.where(exact, lengths, np.rint(lengths * text_chars / np.maximum(head_chars, 1))).astype(np.int64)
+        return flat, starts, lengths, counts, exact
 
     def __call__(self, texts: Sequence[str]) -> Tokenized:
         """Tokenize ``texts`` into windows (head only in truncate mode, every window in chunk mode)."""
-        encoded, counts, exact = self.encode(texts)
-        lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
-        flat = np.fromiter(itertools.chain.from_iterable(encoded), np.int32, int(lengths.sum()))
-        doc_offsets = np.zeros(len(encoded) + 1, np.int64)
-        np.cumsum(lengths, out=doc_offsets[1:])
+        flat, doc_starts, lengths, counts, exact = self.encode(texts)
         if self.options.long_documents == "truncate":
-            window_doc = np.arange(len(encoded), dtype=np.int64)
-            starts = np.zeros(len(encoded), np.int64)
+            window_doc = np.arange(len(lengths), dtype=np.int64)
+            starts = np.zeros(len(lengths), np.int64)
         else:
             per_doc = [self.window_starts(int(n)) for n in lengths]
-            window_doc = np.repeat(np.arange(len(encoded), dtype=np.int64), [len(s) for s in per_doc])
+            window_doc = np.repeat(np.arange(len(lengths), dtype=np.int64), [len(s) for s in per_doc])
             starts = np.fromiter(itertools.chain.from_iterable(per_doc), np.int64, len(window_doc))
         body = np.clip(lengths[window_doc] - starts, 0, self.body)
-        ids, offsets = self._assemble(flat, doc_offsets[window_doc] + starts, body)
+        ids, offsets = self._assemble(flat, doc_starts[window_doc] + starts, body)
         return Tokenized(ids=ids, offsets=offsets, window_doc=window_doc, tokens=counts, tokens_exact=exact)
 
     def _assemble(self, flat: np.ndarray, sources: np.ndarray, body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

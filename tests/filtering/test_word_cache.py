@@ -60,11 +60,14 @@ def test_cold_and_warm_cache_equal_the_tokenizer_on_real_and_hard_texts(
     assert cache is not None
     texts = [d["text"] for d in documents] + HARD
     expected_flat, expected_counts = reference(backend, texts)
+    tokenized = []
     for _ in range(2):
         flat, counts = cache.encode(texts)
+        tokenized.append(cache.tokenized)
         assert flat.dtype == np.int32
         np.testing.assert_array_equal(counts, expected_counts)
         np.testing.assert_array_equal(flat, expected_flat)
+    assert tokenized[0] > 1000 and tokenized[1] == tokenized[0] + 2, "warm: only the two uncached texts tokenized"
     assert len(cache.words) > 1000
     assert not any(text in cache.words for text in HARD[2:4]), "texts tokenized whole are not cached"
 

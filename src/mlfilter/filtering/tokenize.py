@@ -10,6 +10,9 @@
   and in truncate mode the ones shorter than the cut); for a cut document it is the estimate
   ``len(text) * head_tokens / len(head)`` — the head's tokens per character times the document's characters
   (``tokens_exact`` tells which).
+- **Word cache.** BERT-style (WordPiece) tokenizers are served by
+  :class:`~mlfilter.filtering.word_cache.WordPieceCache`: the same ids, from a cache of words' ids, so only words
+  not seen before reach the Rust tokenizer; other tokenizers run ``encode_batch_fast`` on every text.
 - **Vectorised windows.** Windows are assembled with NumPy index arithmetic, not per-row Python lists.
 - **Process pool.** :class:`TokenizerPool` spreads tokenization over worker processes (one Rust thread each),
   one chunk of each window of documents per worker.

@@ -32,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
-#: Words kept before the cache is emptied (about 120 bytes each: some 30 MB per tokenizing process).
-CAPACITY = 1 << 18
+from mlfilter.errors import MlfilterError
+
+#: Words kept before the cache is emptied (about 120 bytes each: some 120 MB per tokenizing process).
+CAPACITY = 1 << 20
 _PROBE = "Scoring probe: naïve café, [CLS] tokens; 東京 e-mail!  Ünïcödé\tdone."
 
 
@@ -50,12 +52,14 @@ class WordPieceCache:
     A cached word maps to a slot; slot ``s`` holds the ids ``pool[starts[s] : starts[s] + lengths[s]]``, so a
     text's ids are gathered with NumPy, not per token in Python. ``deleted`` are the characters the tokenizer's
     normalizer deletes although ``str.split`` splits at them; a text holding one is tokenized whole, uncached.
-    The cache is emptied when it holds more than ``capacity`` words.
+    The cache is emptied when it holds more than ``capacity`` words. ``looked_up`` counts the words looked up,
+    ``tokenized`` the distinct words not found, which the tokenizer then tokenized.
     """
 
     def __init__(self, backend: Any, deleted: str, capacity: int = CAPACITY) -> None:
         self.backend = backend
         self.capacity = capacity
+        self.looked_up = self.tokenized = 0
         self._deleted = re.compile(f"[{re.escape(deleted)}]") if deleted else None
         self.clear()
 
@@ -85,10 +89,12 @@ class WordPieceCache:
             self.clear()
         slots = np.fromiter(map(self.words.get, words, itertools.repeat(-1)), np.int64, len(words))
         missed = slots < 0
+        self.looked_up += len(words)
         if missed.any():
             missed_words = list(itertools.compress(words, missed.tolist()))
             new = list(dict.fromkeys(missed_words))
-            self._add(new, [e.ids for e in self.backend.encode_batch_fast(new, add_special_tokens=False)])
+            self.tokenized += len(new)
+            self._add(new, *self._tokenize_words(new))
             slots[missed] = np.fromiter(map(self.words.__getitem__, missed_words), np.int64, len(missed_words))
             for text in whole:
                 self.words.pop(text, None)
@@ -100,13 +106,25 @@ class WordPieceCache:
         flat = self._pool[np.repeat(self._starts[slots] - ends[:-1], lengths) + np.arange(ends[-1])]
         return flat, counts
 
-    def _add(self, words: list[str], ids: list[list[int]]) -> None:
-        """Cache ``words`` with their token ids."""
-        lengths = np.fromiter(map(len, ids), np.int64, len(ids))
-        begin, self._used = self._used, self._used + int(lengths.sum())
+    def _tokenize_words(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of ``words`` one after the other and each word's count, from one call of the tokenizer on the
+        words joined by spaces (a call per word costs twice as much): each token belongs to the word its first
+        character's offset falls in."""
+        joined = self.backend.encode(" ".join(words), add_special_tokens=False)
+        sizes = np.fromiter(map(len, words), np.int64, len(words)) + 1
+        word_starts = np.cumsum(sizes) - sizes
+        offsets = np.asarray(joined.offsets, np.int64).reshape(-1, 2)
+        owner = np.searchsorted(word_starts, offsets[:, 0], side="right") - 1
+        if len(owner) and (owner[0] < 0 or np.any(np.diff(owner) < 0)):
+            raise MlfilterError("tokenizer offsets out of order: cannot assign tokens to words")
+        return np.asarray(joined.ids, np.int32), np.bincount(owner, minlength=len(words))
+
+    def _add(self, words: list[str], ids: np.ndarray, lengths: np.ndarray) -> None:
+        """Cache ``words`` with their token ids (``ids`` one word after the other, ``lengths`` per word)."""
+        begin, self._used = self._used, self._used + len(ids)
         if self._used > len(self._pool):
             self._pool = np.resize(self._pool, max(2 * len(self._pool), self._used))
-        self._pool[begin : self._used] = np.fromiter(itertools.chain.from_iterable(ids), np.int32, self._used - begin)
+        self._pool[begin : self._used] = ids
         starts = begin + np.cumsum(lengths) - lengths
         first = len(self._starts)
         self._starts = np.concatenate([self._starts, starts])

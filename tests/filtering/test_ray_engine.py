@@ -50,3 +50,31 @@ def test_ray_engine_gives_the_local_scores_and_outputs(
 
     again = run(dataclasses.replace(params, engine="ray"), tmp_path / "ray")
     assert again["shards"]["reused"] == 2 and again["shards"]["scored"] == 0
+
+
+def test_ray_engine_scores_a_tfidf_classifier_like_the_local_engine(
+    tmp_path: Path, documents: list[dict[str, Any]], local_ray: None
+) -> None:
+    from mlfilter.classifiers.tfidf import TfidfClassifier, TfidfConfig
+
+    texts = [d["text"] for d in documents]
+    labels = np.asarray([[min(5, len(t) // 400)] for t in texts], dtype=np.float64)
+    config = TfidfConfig(ngram_min=2, ngram_max=4, min_df=1, alpha=0.5)
+    model = TfidfClassifier.fit(texts, labels, task_names=["educational"], num_targets=[6], config=config)
+    model.save_pretrained(tmp_path / "tfidf")
+    corpus = tmp_path / "corpus"
+    write_shards(corpus, documents[:12], [".jsonl", ".jsonl.zst"])
+    params = filter_params(corpus, tmp_path / "tfidf")
+
+    local = run(params, tmp_path / "local")
+    on_ray = run(dataclasses.replace(params, engine="ray", ray=RayParams(batch_size=5)), tmp_path / "ray")
+
+    assert on_ray["documents"] == local["documents"] == {"in": 12, "kept": 12, "dropped": {}}
+    assert on_ray["tokens"] == local["tokens"] and on_ray["shards"] == local["shards"]
+    local_out, ray_out = read_folder(tmp_path / "local" / "filtered"), read_folder(tmp_path / "ray" / "filtered")
+    assert list(ray_out) == list(local_out) == ["part-00000.jsonl", "part-00001.jsonl.zst"]
+    for name in local_out:
+        assert [r["id"] for r in ray_out[name]] == [r["id"] for r in local_out[name]]
+        scores = [r["scores"] for r in ray_out[name]]
+        np.testing.assert_allclose(scores, [r["scores"] for r in local_out[name]], atol=1e-6)
+        assert len({round(s[0], 4) for s in scores}) > 1, "scores must vary with the text"

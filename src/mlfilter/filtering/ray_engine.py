@@ -15,12 +15,12 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from mlfilter.classifiers.base import ENCODER, classifier_kind
+from mlfilter.classifiers.base import ENCODER, classifier_kind, load_classifier
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.engine import ModelRunner, load_model
 from mlfilter.filtering.keep_rules import KeepDecision
@@ -35,6 +35,7 @@ from mlfilter.filtering.shards import (
     is_empty_text,
     windows_of,
 )
+from mlfilter.filtering.text_scorer import TextClassifierScorer
 from mlfilter.filtering.tokenize import DocumentTokenizer, Tokenized
 from mlfilter.ray_cluster import RayCluster, import_ray
 
@@ -45,7 +46,8 @@ def _ray() -> Any:
     return import_ray("runtime.filter.engine")
 
 
-def _schema() -> Any:
+def _schema(payload: Any) -> Any:
+    """Rows of the read step: a document (or a shard's ``end`` row) with ``payload``, its token windows or scores."""
     import pyarrow as pa
 
     return pa.schema(
@@ -56,10 +58,18 @@ def _schema() -> Any:
             ("language", pa.string()),
             ("tokens", pa.int64()),
             ("empty", pa.bool_()),
-            ("windows", pa.list_(pa.list_(pa.int32()))),
+            payload,
             ("info", pa.string()),
         ]
     )
+
+
+def scores_to_arrow(scores: np.ndarray) -> Any:
+    """A ``fixed_size_list<float32>`` column: one row of scores per document."""
+    import pyarrow as pa
+
+    flat = pa.array(scores.astype(np.float32).ravel(), pa.float32())
+    return pa.FixedSizeListArray.from_arrays(flat, scores.shape[1])
 
 
 def tokenized_to_arrow(tokenized: Tokenized) -> Any:
@@ -96,36 +106,36 @@ def _document_tokenizer(model_path: str, options: ScoringParams) -> DocumentToke
     return DocumentTokenizer(AutoTokenizer.from_pretrained(model_path), options)
 
 
-def read_and_tokenize(
+def _read_shards(
     batch: dict[str, np.ndarray],
-    *,
-    model_path: str,
-    options: ScoringParams,
     fields: dict[str, str],
     on_bad_record: str,
     rows: int,
+    payload: tuple[str, Any],
+    columns: Callable[[list[str]], tuple[np.ndarray, Any]],
+    end_value: Any,
 ) -> Iterator[Any]:
-    """Ray Data read step: the documents of each shard as token windows, then one ``end`` row with its counts."""
+    """The documents of each shard in ``batch``, ``rows`` at a time, with the token counts and ``payload`` column
+    that ``columns`` gives for their texts; then one ``end`` row (``end_value`` as its payload) with its counts."""
     import pyarrow as pa
 
-    tokenizer = _document_tokenizer(model_path, options)
-    schema = _schema()
+    schema = _schema(pa.field(*payload))
     for index, source in zip(batch["index"].tolist(), batch["source"].tolist(), strict=True):
         reader = ShardReader(source, fields, on_bad_record)
         info: dict[str, Any]
         try:
             for items in windows_of(reader, rows):
                 docs = [document for _, document in items]
-                tokenized = tokenizer([d.text for d in docs])
+                tokens, values = columns([d.text for d in docs])
                 yield pa.table(
                     {
                         "index": pa.array([index] * len(docs), pa.int64()),
                         "kind": pa.array(["doc"] * len(docs), pa.string()),
                         "id": pa.array([d.id for d in docs], pa.string()),
                         "language": pa.array([d.language for d in docs], pa.string()),
-                        "tokens": pa.array(tokenized.tokens, pa.int64()),
+                        "tokens": pa.array(tokens, pa.int64()),
                         "empty": pa.array([is_empty_text(d.text) for d in docs], pa.bool_()),
-                        "windows": tokenized_to_arrow(tokenized),
+                        payload[0]: values,
                         "info": pa.array([""] * len(docs), pa.string()),
                     },
                     schema=schema,
@@ -141,11 +151,59 @@ def read_and_tokenize(
                 "language": [None],
                 "tokens": [0],
                 "empty": [False],
-                "windows": pa.array([[]], pa.list_(pa.list_(pa.int32()))),
+                payload[0]: end_value,
                 "info": [json.dumps(info)],
             },
             schema=schema,
         )
+
+
+def read_and_tokenize(
+    batch: dict[str, np.ndarray],
+    *,
+    model_path: str,
+    options: ScoringParams,
+    fields: dict[str, str],
+    on_bad_record: str,
+    rows: int,
+) -> Iterator[Any]:
+    """Ray Data read step for an encoder: the documents of each shard as token windows, then one ``end`` row with
+    its counts."""
+    import pyarrow as pa
+
+    tokenizer = _document_tokenizer(model_path, options)
+
+    def windows(texts: list[str]) -> tuple[np.ndarray, Any]:
+        tokenized = tokenizer(texts)
+        return tokenized.tokens, tokenized_to_arrow(tokenized)
+
+    windows_type = pa.list_(pa.list_(pa.int32()))
+    end = pa.array([[]], windows_type)
+    yield from _read_shards(batch, fields, on_bad_record, rows, ("windows", windows_type), windows, end)
+
+
+@functools.lru_cache(maxsize=2)
+def _text_scorer(model_path: str) -> TextClassifierScorer:
+    return TextClassifierScorer(load_classifier(model_path))
+
+
+def read_and_score_texts(
+    batch: dict[str, np.ndarray], *, model_path: str, fields: dict[str, str], on_bad_record: str, rows: int
+) -> Iterator[Any]:
+    """Ray Data read step for a non-encoder classifier (fastText, TF-IDF), which needs no GPU: the documents of
+    each shard scored where they are read, then one ``end`` row (NaN scores) with its counts."""
+    import pyarrow as pa
+
+    scorer = _text_scorer(model_path)
+    tasks = len(scorer.task_names)
+
+    def scores(texts: list[str]) -> tuple[np.ndarray, Any]:
+        scored = scorer.score(texts)
+        return scored.tokens, scores_to_arrow(scored.scores)
+
+    end = scores_to_arrow(np.full((1, tasks), np.nan, np.float32))
+    payload = ("scores", pa.list_(pa.float32(), tasks))
+    yield from _read_shards(batch, fields, on_bad_record, rows, payload, scores, end)
 
 
 class ScorerActor:
@@ -160,13 +218,10 @@ class ScorerActor:
         self.runner = ModelRunner(model, pad, options)
 
     def __call__(self, table: Any) -> Any:
-        import pyarrow as pa
 
         tokenized = tokenized_from_arrow(table["windows"], table["tokens"].to_numpy())
         scores = self.runner(tokenized)
-        flat = pa.array(scores.astype(np.float32).ravel(), pa.float32())
-        column = pa.FixedSizeListArray.from_arrays(flat, scores.shape[1])
-        return table.drop_columns(["windows"]).append_column("scores", column)
+        return table.drop_columns(["windows"]).append_column("scores", scores_to_arrow(scores))
 
 
 class RayEngine:
@@ -200,42 +255,36 @@ class RayEngine:
         """Score shards through a Ray Data pipeline; outcomes in shard order as shards complete."""
         if not jobs:
             return
-        if classifier_kind(self.model_path) != ENCODER:
-            raise MlfilterError(
-                f"{self.model_path}: filter.engine 'ray' scores encoder models; use engine 'local' for this "
-                f"{classifier_kind(self.model_path)} classifier (it needs no GPU)"
-            )
         ray = _ray()
         from ray.data import ActorPoolStrategy, DataContext
 
         DataContext.get_current().execution_options.preserve_order = True
-        actors, gpus_each = self._actors()
-        log.info("ray engine: %d scorer actor(s), %d GPU each", actors, gpus_each)
         dataset = ray.data.from_items(
             [{"index": job.index, "source": job.source} for job in jobs], override_num_blocks=len(jobs)
         )
-        dataset = dataset.map_batches(
-            read_and_tokenize,
-            batch_size=1,
-            batch_format="numpy",
-            fn_kwargs={
-                "model_path": self.model_path,
-                "options": self.options,
-                "fields": settings.fields,
-                "on_bad_record": settings.on_bad_record,
-                "rows": self.params.batch_size,
-            },
-            num_cpus=1,
-        )
-        dataset = dataset.map_batches(
-            ScorerActor,
-            fn_constructor_kwargs={"model_path": self.model_path, "options": self.options},
-            batch_size=self.params.batch_size,
-            batch_format="pyarrow",
-            compute=ActorPoolStrategy(size=actors),
-            num_gpus=gpus_each,
-            num_cpus=self.params.cpus_per_actor,
-        )
+        read = {"fields": settings.fields, "on_bad_record": settings.on_bad_record, "rows": self.params.batch_size}
+        if classifier_kind(self.model_path) != ENCODER:
+            log.info("ray engine: %s classifier, scored in the read tasks", classifier_kind(self.model_path))
+            fn_kwargs = {"model_path": self.model_path, **read}
+            dataset = dataset.map_batches(
+                read_and_score_texts, batch_size=1, batch_format="numpy", fn_kwargs=fn_kwargs, num_cpus=1
+            )
+        else:
+            actors, gpus_each = self._actors()
+            log.info("ray engine: %d scorer actor(s), %d GPU each", actors, gpus_each)
+            fn_kwargs = {"model_path": self.model_path, "options": self.options, **read}
+            dataset = dataset.map_batches(
+                read_and_tokenize, batch_size=1, batch_format="numpy", fn_kwargs=fn_kwargs, num_cpus=1
+            )
+            dataset = dataset.map_batches(
+                ScorerActor,
+                fn_constructor_kwargs={"model_path": self.model_path, "options": self.options},
+                batch_size=self.params.batch_size,
+                batch_format="pyarrow",
+                compute=ActorPoolStrategy(size=actors),
+                num_gpus=gpus_each,
+                num_cpus=self.params.cpus_per_actor,
+            )
         by_index = {job.index: job for job in jobs}
         writer = _DriverWriter(by_index, settings, fingerprints)
         for table in dataset.iter_batches(batch_format="pyarrow", batch_size=None):

@@ -20,7 +20,9 @@ Three parts, all in one process, each against its baseline side by side (``--par
 - ``classifiers``: fastText (``training.classifier: fasttext``, ordered bins and classification) and the
   encoder (all-MiniLM-L6-v2 frozen, mean pooling, linear head, the train stage's fast path) trained on the same
   80% of the FineWeb-Edu documents and measured on the held-out 20%: Spearman, binary F1 (label >= 3), and
-  docs/s per core (one thread, per CPU-second) through the filter's scorers.
+  docs/s per core (one thread, per CPU-second) through the filter's scorers. Next to them, a candidate not yet in
+  the pipeline: model2vec static embeddings distilled here from the packaged MiniLM, with a ridge head (the
+  ``bench`` extra installs model2vec; without it that line says so).
 
 Documents: real FineWeb-Edu texts (``../shared/data``, ODC-BY), cycled up to the document counts asked for.
 Each timed run repeats ``--repeats`` times (the cpu part: ``--cpu-repeats``, default 1, so it ends in minutes on a
@@ -340,7 +342,8 @@ def cpu_part(source: list[str], args: argparse.Namespace) -> None:
 
 
 def classifiers_part(args: argparse.Namespace) -> None:
-    """fastText and the frozen encoder on the same split: held-out Spearman / F1 and docs/s on one core."""
+    """fastText, the frozen encoder and model2vec static embeddings on the same split: held-out Spearman / F1 and
+    docs/s on one core."""
     from mlfilter.classifiers.base import load_classifier
     from mlfilter.filtering.text_scorer import TextClassifierScorer
     from mlfilter.params import TaskParams
@@ -409,6 +412,41 @@ def classifiers_part(args: argparse.Namespace) -> None:
                 f"{flat['binary_f1_educational']:.4f}  MAE {flat['mae_educational']:.3f}  "
                 f"{len(held_out) / seconds:9.1f} docs/s per core  (trained in {train_seconds:.0f} s)"
             )
+    if importlib.util.find_spec("model2vec") is None:
+        print("  model2vec not installed (pip install 'mlfilter[bench]'): static embeddings not measured")
+        return
+    name, start = "model2vec static MiniLM (PCA 256), ridge head, 512 tok", time.perf_counter()
+    static, head = static_embedding_model([rows[i] for i in parts["train"]], [rows[i] for i in parts["val"]])
+    train_seconds = time.perf_counter() - start
+    static.encode(held_out.texts[:8], max_length=512)
+    _, seconds, scores = best_of(
+        1, lambda: np.clip(head.predict(static.encode(held_out.texts, max_length=512)), 0, task.num_targets - 1)
+    )
+    flat = all_metrics(scores[:, None], scores[:, None], held_out.labels, (task,), is_regression=True)
+    print(
+        f"  {name:58s} Spearman {flat['spearman_educational']:.4f}  binary F1 "
+        f"{flat['binary_f1_educational']:.4f}  MAE {flat['mae_educational']:.3f}  "
+        f"{len(held_out) / seconds:9.1f} docs/s per core  (distilled and trained in {train_seconds:.0f} s)"
+    )
+
+
+def static_embedding_model(train: list[dict[str, Any]], val: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """Static token embeddings distilled from the packaged MiniLM with model2vec (a forward pass per vocabulary
+    token, PCA to 256 dimensions, Zipf weighting; Tulkens & van Dongen 2024), and a ridge head on the mean
+    embedding of each text, its strength picked on ``val`` by Spearman."""
+    from model2vec.distill import distill
+    from scipy.stats import spearmanr
+    from sklearn.linear_model import Ridge
+
+    static = distill(model_name=str(resolve_model(EMBEDDED_ENCODER).path), pca_dims=256)
+
+    def xy(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        texts = [r["text"] for r in rows]
+        return static.encode(texts, max_length=512), np.asarray([r["scores"]["score"] for r in rows], float)
+
+    (x, y), (x_val, y_val) = xy(train), xy(val)
+    heads = [Ridge(alpha=alpha).fit(x, y) for alpha in (0.1, 1.0, 10.0)]
+    return static, max(heads, key=lambda head: spearmanr(head.predict(x_val), y_val).statistic)
 
 
 def main() -> None:

@@ -378,6 +378,7 @@ def classifiers_part(args: argparse.Namespace) -> None:
             "fastText, ordered bins, word 2-grams": {"classifier": "fasttext", "is_regression": True},
             "fastText, classification, word 2-grams": {"classifier": "fasttext", "is_regression": False},
             f"encoder MiniLM frozen, mean pool, linear head, {args.classifier_max_length} tok": {
+                "mode": "frozen",
                 "max_length": args.classifier_max_length,
                 "num_epochs": 20,
                 "early_stopping_patience": 0,

@@ -53,6 +53,7 @@ from typing import Any
 os.environ.setdefault("RAYON_RS_NUM_CPUS", "1")  # one Rust tokenizer thread: rates below are per core
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MLFILTER_PROGRESS", "0")
+os.environ.setdefault("TQDM_DISABLE", "1")  # model2vec distillation draws a progress bar
 
 import numpy as np
 import torch

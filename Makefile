@@ -58,9 +58,12 @@ demo: install
 test: install-test install-vllm
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MLFILTER_REALSERVER=require $(PY) -m pytest
 
-# The developer's loop: everything but the DVC end-to-end runs (slow) and the real-server tests.
+# The developer's loop: everything but the DVC end-to-end runs (slow) and the real-server tests, in
+# TEST_WORKERS pytest-xdist processes (2 = the test machines' cores; 0 = in this process). loadgroup keeps
+# the tests that share one vLLM server or one local Ray in one worker when the other markers are selected.
+TEST_WORKERS ?= 2
 test-fast: install-test
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q -m "not slow and not realserver"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q -m "not slow and not realserver"
 
 lint: install-test
 	$(VENV)/bin/ruff check .

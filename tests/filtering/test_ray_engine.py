@@ -16,7 +16,8 @@ from tests.filtering.conftest import filter_params, read_folder, write_shards
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'mlfilter[ray]')")
 
-pytestmark = pytest.mark.slow
+#: One xdist worker runs every Ray module, one local Ray at a time (make test runs with -n).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 
 def run(params: Any, root: Path) -> dict[str, Any]:

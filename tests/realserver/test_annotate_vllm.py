@@ -27,7 +27,8 @@ from mlfilter.params import TaskParams, convert
 from tests.annotation.conftest import DOCUMENTS, EDUCATIONAL, read_output
 from tests.realserver.conftest import ROOT, RealServer
 
-pytestmark = pytest.mark.realserver
+#: One xdist worker runs these tests, so the session starts one vLLM server (make test runs with -n).
+pytestmark = [pytest.mark.realserver, pytest.mark.xdist_group("vllm")]
 
 #: 18 English, 3 German and 3 Spanish documents of the annotate tests' real set.
 PER_LANGUAGE = {"en": 18, "deu": 3, "spa": 3}

@@ -23,7 +23,8 @@ from tests.sampling.helpers import WarcFile, multilingual_warc, texts
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'mlfilter[ray]')")
 
-pytestmark = pytest.mark.slow
+#: One xdist worker runs every Ray module, one local Ray at a time (make test runs with -n).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 13
 TARGETS = {"en": 9, "de": 7, "es": 7, "sr": 7, "ko": 2, "ja": 2}

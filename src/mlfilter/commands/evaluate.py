@@ -42,10 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate and write ``metrics.json``, ``report.json``, PNGs and DVC plot data."""
     from mlfilter.evaluation.options import prompt_task_names
-    from mlfilter.evaluation.run import EvaluateInputs, run_evaluate
     from mlfilter.labels.annotations import configured_annotations
 
     params: EvaluateParams = load_section("evaluate", args.params)
+    # torch, transformers and the plotting libraries load once the params are read: a bad file answers at once.
+    from mlfilter.evaluation.run import EvaluateInputs, run_evaluate
+
     annotations = [args.annotations]
     if args.configured_annotators:
         annotations = configured_annotations(args.annotations, load_section("annotate", args.params).annotators)

@@ -36,9 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compute the agreement report and write it."""
     from mlfilter.evaluation.ratings import load_ratings
-    from mlfilter.evaluation.report import json_safe, reliability_report
 
     ratings = read_ratings(args)
+    # The statistics libraries load once the inputs are read: a bad input (or Ctrl-C) answers at once.
+    from mlfilter.evaluation.report import json_safe, reliability_report
+
     gold_ratings = None
     gold_rater = None
     if args.gold is not None and os.path.exists(args.gold):

@@ -19,10 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Draw every plot of every task and list the files written."""
+    ratings = read_ratings(args)
+    # scipy and matplotlib load once the inputs are read: a bad input (or Ctrl-C) answers at once.
     from mlfilter.evaluation.agreement import pair_statistics, pairs_of
     from mlfilter.evaluation.plots import plot_rating_table
 
-    ratings = read_ratings(args)
     output = Path(args.output_dir)
     written = []
     for table in ratings.tables.values():

@@ -30,28 +30,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train from params.yaml, or from an original-tool config into ``<output_dir_path>/final``."""
     from mlfilter.training.original_config import load_original_config
-    from mlfilter.training.run import describe, train_from_files
 
     if getattr(args, "config_file_path", None):
         config = load_original_config(args.config_file_path)
-        result = train_from_files(
-            config.train_path,
-            config.val_path,
-            params=config.params,
-            tasks=config.tasks,
-            seed=config.seed,
-            output_dir=config.output_dir,
-            live_dir=config.live_dir,
-        )
+        train, val, output_dir, live_dir = config.train_path, config.val_path, config.output_dir, config.live_dir
+        params, tasks, seed = config.params, config.tasks, config.seed
     else:
-        result = train_from_files(
-            args.train,
-            args.val,
-            params=load_section("training", args.params),
-            tasks=load_tasks(args.params),
-            seed=load_section("seed", args.params),
-            output_dir=args.model,
-            live_dir=args.live,
+        train, val, output_dir, live_dir = args.train, args.val, args.model, args.live
+        params, tasks, seed = (
+            load_section("training", args.params),
+            load_tasks(args.params),
+            load_section("seed", args.params),
         )
+    # torch and transformers load once the config is read: a bad config (or Ctrl-C) answers at once.
+    from mlfilter.training.run import describe, train_from_files
+
+    result = train_from_files(
+        train, val, params=params, tasks=tasks, seed=seed, output_dir=output_dir, live_dir=live_dir
+    )
     log.info(describe(result))
     return 0

@@ -62,6 +62,12 @@ def render_model_card(
         if path == "frozen_embeddings"
         else ("frozen" if params.freeze_base_model_parameters else "fine-tuned")
     )
+    if "ridge_alpha" in best:
+        encoder = (
+            "frozen; linear heads fitted by ridge regression on cached embeddings "
+            f"(L2 strength {best['ridge_alpha']:g}, chosen on val from {', '.join(best['ridge_alphas_tried'])})"
+        )
+    layers = "" if list(params.pooling_layers) == [-1] else f" of hidden states {list(params.pooling_layers)}"
     lines = [
         "---",
         yaml.safe_dump(front, sort_keys=False).rstrip(),
@@ -76,7 +82,7 @@ def render_model_card(
         "## Model",
         "",
         f"- Base model: `{params.base_model}`" + (f" (`{base}`)" if base and base != params.base_model else ""),
-        f"- Head: {head}, pooling `{params.pooling}`, hidden size {params.head_hidden_size or 'none (linear)'}, "
+        f"- Head: {head}, pooling `{params.pooling}`{layers}, hidden size {params.head_hidden_size or 'none (linear)'}, "
         f"dropout {params.classifier_dropout}",
         f"- Loss: {params.regression_loss.upper() if params.is_regression else 'cross-entropy'}, missing labels masked",
         f"- Encoder: {encoder} (training mode `{params.mode}`)",

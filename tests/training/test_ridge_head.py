@@ -11,6 +11,7 @@ import torch
 from scipy.stats import spearmanr
 from sklearn.linear_model import Ridge
 
+from mlfilter.classifiers.tfidf import TfidfClassifier
 from mlfilter.errors import MlfilterError
 from mlfilter.export import EXPORT_FOLDER
 from mlfilter.filtering.engine import load_model, score_texts
@@ -107,4 +108,13 @@ def test_train_with_ridge_heads_on_pooled_layers_saves_a_model_the_filter_engine
     assert config.calibrated_thresholds == [pytest.approx(expected, abs=1e-4)]
     card = (tmp_path / "final" / "README.md").read_text()
     assert "fitted by ridge regression" in card and "hidden states [-3, -2, -1]" in card
+    # The card's baseline: the evaluate stage's TF-IDF model fitted on train, scored on val beside this model.
+    train = read_labeled(str(train_path), (EDUCATIONAL,))
+    baseline = TfidfClassifier.fit(train.texts, train.labels, task_names=["educational"], num_targets=[6])
+    quality = metrics["val_quality"]["tasks"]["educational"]
+    assert quality["baseline"]["spearman"] == pytest.approx(
+        spearmanr(baseline.predict(val.texts)[:, 0], val.labels[:, 0]).statistic
+    )
+    assert quality["model"]["spearman"] == pytest.approx(metrics["val"]["educational"]["spearman"], abs=1e-6)
+    assert "## Against a TF-IDF baseline (validation split)" in card and "## Per-language quality" in card
     assert not (tmp_path / "final" / EXPORT_FOLDER).exists(), "pooled layers have no standard transformers form"

@@ -220,7 +220,7 @@ class ScorerActor:
     def __call__(self, table: Any) -> Any:
 
         tokenized = tokenized_from_arrow(table["windows"], table["tokens"].to_numpy())
-        scores = self.runner(tokenized)
+        scores, _ = self.runner(tokenized)
         return table.drop_columns(["windows"]).append_column("scores", scores_to_arrow(scores))
 
 

@@ -56,6 +56,7 @@ from mlfilter.training.trainer import (
     resolve_precision,
     training_arguments,
 )
+from mlfilter.training.val_quality import validation_quality
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +199,9 @@ def train_annotator(
     ]
     chosen.model.config.calibrated_thresholds = [c.cut for c in calibrations]
     chosen.model.config.calibration_method = calibrations[0].method
+    quality = validation_quality(train, val, _ordered_val_scores(chosen, val), tasks, seed)
+    for message in quality["warnings"]:
+        logger.warning(message)
     data = {"train": _data_summary(train, tasks), "val": _data_summary(val, tasks)}
     val_nested = nested_metrics(chosen.val_flat, tasks)
     card = render_model_card(
@@ -210,6 +214,7 @@ def train_annotator(
         path=chosen.path,
         calibration={t.name: c.as_dict() for t, c in zip(tasks, calibrations, strict=True)},
         selection=selection,
+        quality=quality,
     )
     save_model(chosen.model, chosen.tokenizer, card, Path(output_dir))
     summary_extra: dict[str, Any] = {
@@ -218,6 +223,7 @@ def train_annotator(
         "data": data,
         "selection": selection,
         "calibration": {t.name: c.as_dict() for t, c in zip(tasks, calibrations, strict=True)},
+        "val_quality": quality,
         "throughput": {**chosen.throughput, "total_seconds": round(watch.seconds, 3)},
     }
     chosen.live.summary.update(summary_extra)
@@ -390,6 +396,27 @@ def _fit_ridge(
         initial_rates=[],
         resumed=False,
     )
+
+
+def _ordered_val_scores(fit: _Fit, val: LabeledData) -> np.ndarray:
+    """The kept model's validation scores ``[len(val), num_tasks]`` in the order of ``val``.
+
+    The fast path predicts val in order; the Trainer may not (length-grouped batches), so a trained encoder
+    scores val again here, in order, in batches of ``eval_batch_size``.
+    """
+    if fit.path == FAST_PATH:
+        return fit.val_scores
+    dataset = TokenizedDataset(fit.tokenizer, val.texts, val.labels, fit.params.max_length)
+    collate = PaddingCollator(fit.tokenizer)
+    model = fit.model.eval()
+    device = next(model.parameters()).device
+    scores = []
+    with torch.inference_mode():
+        for start in range(0, len(dataset), fit.params.eval_batch_size):
+            batch = collate([dataset[i] for i in range(start, min(start + fit.params.eval_batch_size, len(dataset)))])
+            inputs = {k: v.to(device) for k, v in batch.items() if k not in ("labels", "weights")}
+            scores.append(model(**inputs).scores.double().cpu().numpy())
+    return np.concatenate(scores)
 
 
 def _selection_value(value: float | None, higher_is_better: bool) -> float:

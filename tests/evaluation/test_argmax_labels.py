@@ -1,7 +1,9 @@
-"""A classification head's label is its argmax in evaluate (and the scoring engine), its score the expected value."""
+"""A classification head's label is its argmax in the engine, evaluate and filter; its score the expected value."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,10 @@ import pytest
 import torch
 
 from mlfilter.evaluation.classifier import LabelledSplit, classifier_report, predict_scores
+from mlfilter.filtering.params import FilterParams, KeepParams, ScoringParams
+from mlfilter.filtering.pipeline import run_filter
 from mlfilter.params import TaskParams
+from mlfilter.records import expand_inputs, iter_records
 from mlfilter.training.params import TrainingParams
 from mlfilter.training.run import load_base
 
@@ -77,3 +82,28 @@ def test_labels_are_the_argmax_while_scores_are_the_expected_value(
         split, scores, (EDU,), annotator_agreement={}, sweep_step=0.5, min_language_documents=1
     )["educational"]
     assert rounded["accuracy"] == pytest.approx(0.25) and rounded["binary"]["3"]["predicted_positives"] == 0
+
+
+def test_the_filter_keeps_and_labels_by_the_argmax(classification_model: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus" / "part-0.jsonl"
+    corpus.parent.mkdir()
+    corpus.write_text(
+        "".join(json.dumps({"id": f"d{i}", "text": text, "language": "en"}) + "\n" for i, text in enumerate(TEXTS)),
+        encoding="utf-8",
+    )
+    params = FilterParams(
+        inputs=(str(corpus),),
+        model=str(classification_model),
+        scoring=ScoringParams(max_length=64, device="cpu", dtype="float32"),
+        keep=KeepParams(rule="threshold", thresholds={"educational": 3}),
+    )
+    report = run_filter(params, output=tmp_path / "out", attributes=tmp_path / "attrs", task_thresholds={})
+    kept = [json.loads(line) for line in (tmp_path / "out" / "part-0.jsonl").read_text().splitlines()]
+    # Rounding the expected value 2.2 would keep none; the most probable class, 4, passes 3 for every document.
+    assert [r["id"] for r in kept] == ["d0", "d1", "d2"] and report["documents"]["kept"] == 3
+    assert all(r["educational_int_score"] == 4 and r["educational_score"] == pytest.approx(2.2, abs=1e-4) for r in kept)
+    scores = [record for path in expand_inputs([str(tmp_path / "attrs")]) for _, record in iter_records(path)]
+    assert [r["labels"] for r in scores] == [[4]] * 3
+    raw = dataclasses.replace(params, keep=KeepParams(rule="raw_cut", thresholds={"educational": 2.5}))
+    report = run_filter(raw, output=tmp_path / "out2", attributes=tmp_path / "attrs", task_thresholds={})
+    assert report["documents"]["kept"] == 0, "the raw cut reads the expected value (2.2 < 2.5)"

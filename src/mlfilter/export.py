@@ -60,6 +60,8 @@ def unsupported_reason(model: AnnotatorModel) -> str | None:
         return f"encoder type {encoder_type!r} is not one of {', '.join(HEADS)}"
     if model.config.pooling != "cls":
         return f"pooling {model.config.pooling!r}: standard sequence classifiers read the first token only (cls)"
+    if model.config.pooling_layers != [-1]:
+        return f"pooling_layers {model.config.pooling_layers}: standard sequence classifiers pool the last layer only"
     if model.config.head_hidden_size:
         return "MLP task heads (head_hidden_size > 0): standard classifiers have one linear layer after the pooler"
     return None

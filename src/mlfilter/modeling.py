@@ -31,6 +31,9 @@ class AnnotatorConfig(PretrainedConfig):
     ``calibrated_thresholds`` (optional, one per task, None where the validation split could not
     calibrate it) is the cut on the raw score that best separated validation labels at or above the
     task's threshold, chosen by ``calibration_method`` (see :mod:`mlfilter.training.calibration`).
+    ``pooling_layers``: the encoder's hidden states that are pooled, as indices into its
+    ``hidden_states`` (0: the embedding layer, -1: the last layer); their pooled vectors are concatenated,
+    so the heads read ``len(pooling_layers) * hidden_size`` features.
     """
 
     model_type = MODEL_TYPE
@@ -50,6 +53,7 @@ class AnnotatorConfig(PretrainedConfig):
         thresholds: Sequence[float] | None = None,
         calibrated_thresholds: Sequence[float | None] | None = None,
         calibration_method: str | None = None,
+        pooling_layers: Sequence[int] = (-1,),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -74,6 +78,9 @@ class AnnotatorConfig(PretrainedConfig):
         if self.calibrated_thresholds is not None and len(self.calibrated_thresholds) != len(self.task_names):
             raise ValueError("calibrated_thresholds must have one value per task")
         self.calibration_method = calibration_method
+        self.pooling_layers = [int(i) for i in pooling_layers]
+        if not self.pooling_layers:
+            raise ValueError("pooling_layers must name at least one hidden layer")
 
     @property
     def num_tasks(self) -> int:
@@ -221,7 +228,7 @@ class AnnotatorModel(PreTrainedModel):
     def __init__(self, config: AnnotatorConfig, encoder: PreTrainedModel | None = None) -> None:
         super().__init__(config)
         self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder_config())
-        self.heads = AnnotatorHeads(config, self.encoder.config.hidden_size)
+        self.heads = AnnotatorHeads(config, self.embedding_size)
         self.encoder_frozen = False
         self.post_init()
 
@@ -237,6 +244,11 @@ class AnnotatorModel(PreTrainedModel):
         if isinstance(module, nn.Linear) and any(module is m for m in self.heads.modules()):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
+
+    @property
+    def embedding_size(self) -> int:
+        """Width of the pooled embedding the heads read: the encoder's hidden size per pooled layer."""
+        return self.encoder.config.hidden_size * len(self.config.pooling_layers)
 
     def freeze_encoder(self) -> None:
         """Stop gradients into the encoder and keep it in eval mode (no dropout): only the heads train.
@@ -259,14 +271,22 @@ class AnnotatorModel(PreTrainedModel):
     def embed(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The pooled document embeddings, shape ``[batch, hidden]``."""
-        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        """The pooled document embeddings, shape ``[batch, embedding_size]``: each layer of ``pooling_layers``
+        pooled (mean over the attended tokens, or the first token), concatenated in that order."""
+        kwargs: dict[str, Any] = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        layers = self.config.pooling_layers
+        if layers != [-1]:
+            kwargs["output_hidden_states"] = True
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+            output = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        states = [output.last_hidden_state] if layers == [-1] else [output.hidden_states[i] for i in layers]
         if self.config.pooling == "mean":
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return hidden[:, 0]
+            mask = attention_mask.unsqueeze(-1).to(states[0].dtype)
+            count = mask.sum(1).clamp(min=1e-9)
+            pooled = [(hidden * mask).sum(1) / count for hidden in states]
+        else:
+            pooled = [hidden[:, 0] for hidden in states]
+        return pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=-1)
 
     def forward_embeddings(
         self, embeddings: torch.Tensor, labels: torch.Tensor | None = None, weights: torch.Tensor | None = None

@@ -40,7 +40,8 @@ def test_test_split_scores_match_one_text_at_a_time(model_dir: Path) -> None:
 
     from mlfilter.modeling import AnnotatorModel
 
-    scores, tasks = predict_scores(str(model_dir), TEXTS, max_length=64, device="cpu", dtype="float32")
+    scores, tasks, labels = predict_scores(str(model_dir), TEXTS, max_length=64, device="cpu", dtype="float32")
+    assert labels is None, "regression heads: the label is the rounded score"
     assert tasks == ["toxic", "educational"]
     assert scores.shape == (len(TEXTS), 2)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -61,19 +61,23 @@ def test_threshold_run_keeps_documents_at_or_above_the_threshold_with_their_scor
     expected = score_texts(model, tokenizer, [d["text"] for d in documents], max_length=TEST_SCORING.max_length)
     np.testing.assert_allclose([a["scores"] for a in attributes], expected, atol=1e-4)
 
-    kept_ids = [a["id"] for a in attributes if a["scores"][0] >= 2.5]
+    # A classification model: each document's label is its head's most probable class (argmax), which the
+    # threshold rule and int_score use; the score stays the expected value.
+    expected_labels = _argmax_labels(model, tokenizer, [d["text"] for d in documents], TEST_SCORING.max_length)
+    assert [a["labels"] for a in attributes] == expected_labels
+    kept_ids = [a["id"] for a in attributes if a["labels"][0] >= 2.5]
     assert 0 < len(kept_ids) < len(documents)
     kept = [record for records in outputs.values() for record in records]
     assert [r["id"] for r in kept] == kept_ids
     originals = {d["id"]: d for d in documents}
     by_id = {a["id"]: a for a in attributes}
-    task_names, num_targets, _ = read_model_tasks(str(model_dir))
+    task_names, _, _ = read_model_tasks(str(model_dir))
     for record in kept:
         scores = record.pop("scores")
         assert scores == by_id[record["id"]]["scores"]
-        for name, k, score in zip(task_names, num_targets, scores, strict=True):
+        for name, score, label in zip(task_names, scores, by_id[record["id"]]["labels"], strict=True):
             assert record.pop(f"{name}_score") == score
-            assert record.pop(f"{name}_int_score") == min(k - 1, max(0, int(np.floor(score + 0.5))))
+            assert record.pop(f"{name}_int_score") == label
         assert {k: v for k, v in record.items() if v is not None} == originals[record["id"]], "record unchanged"
 
     dropped = len(documents) - len(kept_ids)
@@ -206,6 +210,19 @@ def test_cpu_worker_pool_gives_the_same_output(tmp_path: Path, corpus: Path, mod
     np.testing.assert_allclose([r["scores"] for r in one], [r["scores"] for r in two], atol=1e-4)
 
 
+def _argmax_labels(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:
+    """Each text's most probable class per task, one text at a time through the model's own forward pass."""
+    import torch
+
+    rows = []
+    with torch.inference_mode():
+        for text in texts:
+            logits = model(**tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")).logits[0]
+            parts = torch.split(logits.float().cpu(), list(model.config.num_targets_per_task))
+            rows.append([int(part.argmax()) for part in parts])
+    return rows
+
+
 def test_command_line_filter(tmp_path: Path, corpus: Path, model_dir: Path, capsys: pytest.CaptureFixture) -> None:
     output = tmp_path / "out"
     code = cli_main(
@@ -229,10 +246,10 @@ def test_command_line_filter(tmp_path: Path, corpus: Path, model_dir: Path, caps
     )
     assert code == 0
     assert json.loads(capsys.readouterr().out)["documents"]["in"] == 34
-    scores = {r["id"]: r["scores"] for r in attribute_records(tmp_path / "out-scores")}
+    labels = {r["id"]: r["labels"] for r in attribute_records(tmp_path / "out-scores")}
     kept = [r["id"] for records in read_folder(output).values() for r in records]
     assert list(read_folder(output)) == SHARDS[:2]
-    assert kept == [i for i, s in scores.items() if s[0] >= 2.5 and s[1] >= 0.5]
+    assert kept == [i for i, s in labels.items() if s[0] >= 2.5 and s[1] >= 0.5]  # argmax labels of the heads
 
 
 def test_missing_model_and_unknown_task_fail_before_any_work(tmp_path: Path, corpus: Path, model_dir: Path) -> None:

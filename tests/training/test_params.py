@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,10 @@ def test_learning_rate_written_by_dvc_exp_run_loads_as_float(tmp_path: Path) -> 
 def test_repository_params_yaml_has_a_valid_training_section() -> None:
     params = load_section("training", Path(__file__).parents[2] / "params.yaml")
     assert params.base_model == "embedded:all-MiniLM-L6-v2"
-    frozen, finetune = params.candidates()
-    assert params.mode == "auto" and frozen.uses_fast_path and not finetune.freeze_base_model_parameters
+    assert params.mode == "frozen" and params.candidates() == (params,)
+    assert params.uses_ridge_head and params.pooling_layers == (-6, -5, -4, -3, -2, -1)
+    frozen, finetune = dataclasses.replace(params, mode="auto").candidates()
+    assert frozen.uses_ridge_head and not finetune.freeze_base_model_parameters and not finetune.uses_ridge_head
 
 
 def test_modes_train_their_candidates_with_their_own_values() -> None:

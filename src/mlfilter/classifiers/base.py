@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mlfilter.atomic import write_json
+
 #: The file in a model folder that names a non-encoder classifier's kind (``{"kind": "fasttext", ...}``).
 CONFIG_NAME = "mlfilter_classifier.json"
 #: The kind of a transformers :class:`~mlfilter.modeling.AnnotatorModel` folder (no :data:`CONFIG_NAME`).
@@ -63,6 +65,30 @@ def read_classifier_config(folder: str | os.PathLike[str], kind: str) -> dict[st
     if config.get("kind") != kind:
         raise ValueError(f"{path}: kind {config.get('kind')!r}, expected {kind!r}")
     return config
+
+
+def store_calibration(folder: str | os.PathLike[str], cuts: Sequence[float | None], method: str) -> None:
+    """Record the calibrated cut per task (raw score, None where val could not calibrate it) and the method that
+    chose them (:mod:`mlfilter.training.calibration`) in the :data:`CONFIG_NAME` of a saved classifier.
+
+    Raises:
+        ValueError: the folder holds no classifier config, or ``cuts`` has not one value per task.
+    """
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise ValueError(f"{folder}: no {CONFIG_NAME} to record the calibration in")
+    config: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if len(cuts) != len(config["task_names"]):
+        raise ValueError(f"{path}: {len(cuts)} calibrated cut(s) for {len(config['task_names'])} task(s)")
+    config.update(calibrated_thresholds=[None if c is None else float(c) for c in cuts], calibration_method=method)
+    write_json(path, config)
+
+
+def calibrated_cuts(folder: str | os.PathLike[str]) -> list[float | None] | None:
+    """The calibrated cut per task that training stored in a classifier's :data:`CONFIG_NAME` (None: none stored,
+    e.g. a model trained before these kinds were calibrated)."""
+    config = json.loads((Path(folder) / CONFIG_NAME).read_text(encoding="utf-8"))
+    return config.get("calibrated_thresholds")
 
 
 def classifier_class(kind: str) -> type:

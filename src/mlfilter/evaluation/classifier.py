@@ -101,22 +101,25 @@ def predict_scores(
     long_documents: str = "truncate",
     device: str = "auto",
     dtype: str = "auto",
-) -> tuple[np.ndarray, list[str]]:
-    """Score texts with a saved model of any kind (:mod:`mlfilter.classifiers`): ``(scores[doc, task], task names)``.
+) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """Score texts with a saved model of any kind (:mod:`mlfilter.classifiers`): ``(scores[doc, task], task names,
+    labels[doc, task])``, the labels being a classification head's argmax (None for regression heads and other
+    kinds, whose label is the rounded score).
 
-    Runs through the filter stage's scoring engine (:func:`mlfilter.filtering.engine.score_texts`), so
+    Runs through the filter stage's scoring engine (:func:`mlfilter.filtering.engine.score_documents`), so
     the test split is scored exactly as the filter will score the corpus: same tokenization, long-text
     handling, length-sorted batches under ``torch.inference_mode()`` and precision.
     """
     from mlfilter.classifiers.base import ENCODER, classifier_kind, load_classifier
-    from mlfilter.filtering.engine import load_model, score_texts
+    from mlfilter.filtering.engine import load_model, score_documents
 
     if os.path.isdir(model_dir) and classifier_kind(model_dir) != ENCODER:
         classifier = load_classifier(model_dir)
-        return np.asarray(classifier.predict(list(texts)), dtype=np.float64), list(classifier.task_names)
+        return np.asarray(classifier.predict(list(texts)), dtype=np.float64), list(classifier.task_names), None
     model, tokenizer = load_model(model_dir, device, dtype)
-    scores = score_texts(model, tokenizer, texts, max_length=max_length, long_documents=long_documents)
-    return np.asarray(scores, dtype=np.float64), list(model.config.task_names)
+    scored = score_documents(model, tokenizer, texts, max_length=max_length, long_documents=long_documents)
+    labels = None if scored.labels is None else np.asarray(scored.labels, dtype=np.float64)
+    return np.asarray(scored.scores, dtype=np.float64), list(model.config.task_names), labels
 
 
 def task_columns(model_tasks: Sequence[str], tasks: Sequence[TaskParams]) -> list[int]:
@@ -185,19 +188,22 @@ def classifier_report(
     annotator_agreement: Mapping[str, Mapping[str, Any] | None],
     sweep_step: float,
     min_language_documents: int,
+    predicted_labels: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Per task: the classifier's metrics against the labels, per language, the threshold sweep and the ceiling;
     with split weights also ``population_estimate`` (:func:`~mlfilter.evaluation.weighted.population_metrics`).
 
-    ``predictions[doc, task]`` follows ``tasks``; ``annotator_agreement[task]`` is the agreement
-    summary of the annotators (for the label-ceiling ratio) or None.
+    ``predictions[doc, task]`` follows ``tasks``; ``predicted_labels[doc, task]`` (same order) are a classification
+    head's argmax classes, which the label metrics then use instead of the rounded predictions.
+    ``annotator_agreement[task]`` is the agreement summary of the annotators (for the label-ceiling ratio) or None.
     """
     report: dict[str, Any] = {}
     for position, task in enumerate(tasks):
         space = LabelSpace.of(task)
         labels = split.labels[:, position]
         scores = np.clip(predictions[:, position], 0, task.num_targets - 1)
-        metrics = compare_scores(labels, scores, space)
+        classes = None if predicted_labels is None else predicted_labels[:, position]
+        metrics = compare_scores(labels, scores, space, classes)
         labelled = ~np.isnan(labels)
         metrics["labels"] = dict(sorted(split.counts[task.name].items()))
         metrics["threshold"] = task.threshold
@@ -205,15 +211,20 @@ def classifier_report(
             labels[labelled], scores[labelled], task.threshold, sweep_step, task.num_targets - 1
         )
         metrics["label_ceiling"] = label_ceiling(metrics, annotator_agreement.get(task.name))
-        metrics["per_language"] = _per_language(split.languages, labels, scores, space, min_language_documents)
+        metrics["per_language"] = _per_language(split.languages, labels, scores, classes, space, min_language_documents)
         if split.weights is not None:
-            metrics["population_estimate"] = population_metrics(labels, scores, split.weights, space)
+            metrics["population_estimate"] = population_metrics(labels, scores, split.weights, space, classes)
         report[task.name] = metrics
     return report
 
 
 def _per_language(
-    languages: np.ndarray, labels: np.ndarray, scores: np.ndarray, space: LabelSpace, min_documents: int
+    languages: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray | None,
+    space: LabelSpace,
+    min_documents: int,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for language in sorted(set(languages)):
@@ -221,7 +232,7 @@ def _per_language(
         if mask.sum() < min_documents:
             result[language] = {"documents": int(mask.sum()), "skipped": f"fewer than {min_documents} documents"}
             continue
-        metrics = compare_scores(labels[mask], scores[mask], space)
+        metrics = compare_scores(labels[mask], scores[mask], space, None if classes is None else classes[mask])
         result[language] = {key: metrics.get(key) for key in LANGUAGE_METRICS}
         if "undefined" in metrics:
             result[language]["undefined"] = metrics["undefined"]

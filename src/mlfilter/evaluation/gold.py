@@ -33,8 +33,15 @@ def _number(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def compare_scores(reference: np.ndarray, predicted: np.ndarray, space: LabelSpace) -> dict[str, Any]:
-    """Quality of ``predicted`` scores against ``reference`` labels (NaN = missing in either)."""
+def compare_scores(
+    reference: np.ndarray, predicted: np.ndarray, space: LabelSpace, predicted_classes: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Quality of ``predicted`` scores against ``reference`` labels (NaN = missing in either).
+
+    MAE and Spearman ρ read the scores; accuracy, κ, macro-F1, per-class figures, the confusion matrix and the
+    binary block read the predicted classes: ``predicted_classes`` when given (a classification head's argmax),
+    else the scores rounded half up.
+    """
     both = ~np.isnan(reference) & ~np.isnan(predicted)
     stats = Statistics()
     stats.values["documents"] = int(both.sum())
@@ -43,7 +50,7 @@ def compare_scores(reference: np.ndarray, predicted: np.ndarray, space: LabelSpa
         return stats.result()
     ref, pred = reference[both], predicted[both]
     ref_classes = space.to_classes(ref).astype(np.int64)
-    pred_classes = space.to_classes(pred).astype(np.int64)
+    pred_classes = space.to_classes(pred if predicted_classes is None else predicted_classes[both]).astype(np.int64)
     labels = list(space.classes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -71,7 +78,7 @@ def compare_scores(reference: np.ndarray, predicted: np.ndarray, space: LabelSpa
         "counts": confusion_matrix(ref_classes, pred_classes, labels=labels).tolist(),
     }
     stats.values["binary"] = {
-        threshold_key(t): binary_metrics(at_or_above(ref, t), at_or_above(pred, t)) for t in space.thresholds()
+        threshold_key(t): binary_metrics(at_or_above(ref, t), at_or_above(pred_classes, t)) for t in space.thresholds()
     }
     return stats.result()
 

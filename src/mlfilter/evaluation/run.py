@@ -85,7 +85,7 @@ def run_evaluate(
 
     split = load_split(inputs.test, tasks)
     inference = Stopwatch()
-    raw, model_tasks = predict_scores(
+    raw, model_tasks, raw_labels = predict_scores(
         inputs.model,
         split.texts,
         max_length=params.max_length,
@@ -93,7 +93,9 @@ def run_evaluate(
         device=params.device,
         dtype=params.dtype,
     )
-    predictions = raw[:, task_columns(model_tasks, tasks)]
+    columns = task_columns(model_tasks, tasks)
+    predictions = raw[:, columns]
+    predicted_labels = None if raw_labels is None else raw_labels[:, columns]
     inference_seconds = inference.seconds
     summaries = {task: entry.get("agreement") for task, entry in reliability.items()}
     classifier = classifier_report(
@@ -103,9 +105,10 @@ def run_evaluate(
         annotator_agreement=summaries,
         sweep_step=params.sweep_step,
         min_language_documents=params.min_language_documents,
+        predicted_labels=predicted_labels,
     )
     if gold is not None:
-        add_classifier_gold(classifier, gold, split.ids, predictions, tasks)
+        add_classifier_gold(classifier, gold, split.ids, predictions, tasks, predicted_labels)
     baseline = None
     baseline_watch = Stopwatch()
     if inputs.train:
@@ -185,14 +188,21 @@ def add_self_agreement(
 
 
 def add_classifier_gold(
-    classifier: dict[str, Any], gold: Ratings, ids: Sequence[str], predictions: np.ndarray, tasks: Sequence[TaskParams]
+    classifier: dict[str, Any],
+    gold: Ratings,
+    ids: Sequence[str],
+    predictions: np.ndarray,
+    tasks: Sequence[TaskParams],
+    predicted_labels: np.ndarray | None = None,
 ) -> None:
-    """Add the classifier's metrics against gold labels on the test documents that have them."""
+    """Add the classifier's metrics against gold labels on the test documents that have them (label metrics from
+    ``predicted_labels``, a classification head's argmax, when given)."""
     for position, task in enumerate(tasks):
         reference = gold_column(gold.tables[task.name], ids) if task.name in gold.tables else None
         if reference is not None and not np.isnan(reference).all():
             scores = np.clip(predictions[:, position], 0, task.num_targets - 1)
-            classifier[task.name]["gold"] = compare_scores(reference, scores, LabelSpace.of(task))
+            classes = None if predicted_labels is None else predicted_labels[:, position]
+            classifier[task.name]["gold"] = compare_scores(reference, scores, LabelSpace.of(task), classes)
 
 
 def write_plots(

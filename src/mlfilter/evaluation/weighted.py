@@ -37,18 +37,26 @@ def weighted_spearman(first: np.ndarray, second: np.ndarray, weights: np.ndarray
     return float((weights * da * db).sum() / np.sqrt(variance)) if variance > 1e-12 else None
 
 
-def population_metrics(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, space: LabelSpace) -> dict:
-    """Weighted quality of ``scores`` against ``labels`` (shape ``(documents,)``, NaN labels left out).
+def population_metrics(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    weights: np.ndarray,
+    space: LabelSpace,
+    predicted_classes: np.ndarray | None = None,
+) -> dict:
+    """Weighted quality of ``scores`` against ``labels`` (shape ``(documents,)``, NaN labels left out); the class
+    metrics read ``predicted_classes`` when given (a classification head's argmax), else the rounded scores.
 
     Returns MAE, Spearman, accuracy, macro-F1, quadratic κ, ``binary`` (per threshold: precision, recall, F1,
     ``positive_share``), ``documents`` and ``effective_documents``; an undefined value is ``None``.
     """
     labelled = ~np.isnan(labels) & ~np.isnan(scores)
     y, s, w = labels[labelled], scores[labelled], weights[labelled]
+    c = s if predicted_classes is None else predicted_classes[labelled]
     result: dict[str, Any] = {"weights": "inverse inclusion probability", "documents": int(labelled.sum())}
     if not labelled.any():
         return {**result, "undefined": "no labelled document"}
-    y_class, s_class = space.to_classes(y).astype(np.int64), space.to_classes(s).astype(np.int64)
+    y_class, s_class = space.to_classes(y).astype(np.int64), space.to_classes(c).astype(np.int64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         kappa = cohen_kappa_score(y_class, s_class, labels=list(space.classes), weights="quadratic", sample_weight=w)
@@ -64,7 +72,7 @@ def population_metrics(labels: np.ndarray, scores: np.ndarray, weights: np.ndarr
             }
         )
         for threshold in space.thresholds():
-            truth, predicted = at_or_above(y, threshold), at_or_above(s, threshold)
+            truth, predicted = at_or_above(y, threshold), at_or_above(c, threshold)
             precision, recall, f1, _ = precision_recall_fscore_support(
                 truth, predicted, average="binary", sample_weight=w, zero_division=np.nan
             )

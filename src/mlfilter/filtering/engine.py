@@ -38,10 +38,17 @@ log = logging.getLogger("mlfilter.filter")
 
 @dataclass(frozen=True)
 class ScoredDocuments:
-    """Scores ``[documents, tasks]`` (float32, input order) and document lengths in tokens."""
+    """Scores ``[documents, tasks]`` (float32, input order) and document lengths in tokens.
+
+    ``labels`` ``[documents, tasks]`` (float32, NaN for a document without windows) is the most probable class of
+    each task of a classification head — argmax of the class probabilities, averaged over a document's windows
+    (``chunk_aggregate: mean``) or their per-class maximum (``max``) — while ``scores`` is its expected value.
+    None for regression heads, whose label is the score rounded half up (:func:`mlfilter.scores.to_int_score`).
+    """
 
     scores: np.ndarray
     tokens: np.ndarray
+    labels: np.ndarray | None = None
 
 
 def plan_batches(lengths: np.ndarray, token_budget: int, max_batch_size: int, multiple: int = 1) -> list[np.ndarray]:
@@ -156,20 +163,56 @@ class ModelRunner:
             self._copy_stream = torch.cuda.Stream(self.device)
         return self._copy_stream
 
-    def __call__(self, tokenized: Tokenized) -> np.ndarray:
-        """Scores ``[documents, tasks]`` in document order (NaN for a document without windows)."""
+    def __call__(self, tokenized: Tokenized) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores ``[documents, tasks]`` in document order (NaN for a document without windows), and the argmax
+        labels of classification heads (None for regression heads; see :class:`ScoredDocuments`)."""
         lengths = tokenized.lengths
+        config = self.model.config
         window_scores = np.empty((len(lengths), self.num_tasks), dtype=np.float32)
+        window_probabilities = (
+            None
+            if config.is_regression
+            else np.empty((len(lengths), sum(config.num_targets_per_task)), dtype=np.float32)
+        )
         outputs = []
         with torch.inference_mode():
             batches = plan_batches(lengths, self.token_budget, self.options.max_batch_size, self.multiple)
             for number, batch in enumerate(batches):
                 ids, mask = self._to_device(tokenized, batch, number % 2)
                 embeddings = self.model.embed(ids, mask).float()
-                outputs.append((batch, self.model.forward_embeddings(embeddings).scores.float()))
-            for batch, scores in outputs:
-                window_scores[batch] = scores.cpu().numpy()
-        return aggregate_windows(window_scores, tokenized.window_doc, tokenized.num_docs, self.options.chunk_aggregate)
+                outputs.append((batch, self.model.forward_embeddings(embeddings)))
+            for batch, output in outputs:
+                window_scores[batch] = output.scores.float().cpu().numpy()
+                if window_probabilities is not None:
+                    window_probabilities[batch] = class_probabilities(
+                        output.logits.float(), config.num_targets_per_task
+                    )
+        how = self.options.chunk_aggregate
+        scores = aggregate_windows(window_scores, tokenized.window_doc, tokenized.num_docs, how)
+        if window_probabilities is None:
+            return scores, None
+        probabilities = aggregate_windows(window_probabilities, tokenized.window_doc, tokenized.num_docs, how)
+        return scores, argmax_labels(probabilities, config.num_targets_per_task)
+
+
+def class_probabilities(logits: torch.Tensor, num_targets: Sequence[int]) -> np.ndarray:
+    """Softmax of each task's class logits ``[rows, sum(num_targets)]``, concatenated in task order (float32)."""
+    parts = torch.split(logits, list(num_targets), dim=-1)
+    return torch.cat([part.softmax(-1) for part in parts], dim=-1).cpu().numpy()
+
+
+def argmax_labels(probabilities: np.ndarray, num_targets: Sequence[int]) -> np.ndarray:
+    """The most probable class of each task ``[rows, tasks]`` (float32; NaN where a row's probabilities are NaN).
+
+    Ties go to the lower class (NumPy's argmax).
+    """
+    columns, start = [], 0
+    for k in num_targets:
+        part = probabilities[:, start : start + k]
+        missing = np.isnan(part).any(axis=1)
+        columns.append(np.where(missing, np.nan, np.nan_to_num(part, nan=-1.0).argmax(axis=1)))
+        start += k
+    return np.stack(columns, axis=1).astype(np.float32)
 
 
 def _positions(width: int, lengths: np.ndarray) -> torch.Tensor:
@@ -208,7 +251,8 @@ class Scorer:
     def score(self, texts: Sequence[str]) -> ScoredDocuments:
         """Score a list of texts in this process; results in input order."""
         tokenized = self.tokenizer(texts)
-        return ScoredDocuments(self.runner(tokenized), tokenized.tokens)
+        scores, labels = self.runner(tokenized)
+        return ScoredDocuments(scores, tokenized.tokens, labels)
 
     def score_stream(
         self, windows: Iterable[list[T]], text_of: Callable[[T], str], prefetch: int = 2
@@ -233,7 +277,8 @@ class Scorer:
 
     def _finish(self, items: list[T], future: Any) -> tuple[list[T], ScoredDocuments]:
         tokenized = future.result()
-        return items, ScoredDocuments(self.runner(tokenized), tokenized.tokens)
+        scores, labels = self.runner(tokenized)
+        return items, ScoredDocuments(scores, tokenized.tokens, labels)
 
 
 def score_texts(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], **options: Any) -> np.ndarray:
@@ -242,7 +287,12 @@ def score_texts(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], **
     ``options`` are :class:`~mlfilter.filtering.params.ScoringParams` fields such as ``max_length``,
     ``long_documents`` (``"truncate"`` or ``"chunk"``), ``chunk_aggregate``, ``token_budget``.
     """
-    return Scorer(model, tokenizer, dataclasses.replace(ScoringParams(), **options)).score(texts).scores
+    return score_documents(model, tokenizer, texts, **options).scores
+
+
+def score_documents(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], **options: Any) -> ScoredDocuments:
+    """:func:`score_texts` with the token counts and the argmax labels of classification heads."""
+    return Scorer(model, tokenizer, dataclasses.replace(ScoringParams(), **options)).score(texts)
 
 
 def resolve_device(name: str) -> torch.device:

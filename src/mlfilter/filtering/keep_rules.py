@@ -178,10 +178,16 @@ class KeepDecision:
     def _bits(self) -> np.ndarray:
         return np.unpackbits(np.frombuffer(self.mask, dtype=np.uint8), count=self.count).astype(bool)
 
-    def keeps(self, scores: np.ndarray, offset: int = 0) -> np.ndarray:
-        """Which documents are kept, given the scores ``[n, tasks]`` of a shard's documents from ``offset`` on."""
+    def keeps(self, scores: np.ndarray, offset: int = 0, labels: np.ndarray | None = None) -> np.ndarray:
+        """Which documents are kept, given the scores ``[n, tasks]`` of a shard's documents from ``offset`` on.
+
+        ``labels`` ``[n, tasks]``: a classification head's argmax labels; the ``threshold`` rule then compares them,
+        not the rounded expected values (raw cuts and rankings always read the scores).
+        """
         if self.rule == "all":
             return np.ones(len(scores), dtype=bool)
+        if self.rule == "threshold" and labels is not None:
+            return threshold_mask(labels, self.thresholds, self.combine)
         if self.rule in CUT_RULES:
             return threshold_mask(scores, self.thresholds, self.combine, raw=self.rule != "threshold")
         if offset + len(scores) > self.count:

@@ -41,14 +41,12 @@ RANKING_RULES = ("quantile", "token_budget")
 
 
 def read_calibrated_cuts(model_path: str) -> list[float | None] | None:
-    """The calibrated cut per task that training stored in a saved model's config (None: none stored, or a
-    fastText/TF-IDF model, which stores none)."""
-    from mlfilter.classifiers.base import ENCODER, classifier_kind
+    """The calibrated cut per task that training stored with a saved model of any kind (None: none stored)."""
+    from mlfilter.classifiers.base import ENCODER, calibrated_cuts, classifier_kind
     from mlfilter.modeling import AnnotatorConfig
 
     if classifier_kind(model_path) != ENCODER:
-        return None
-
+        return calibrated_cuts(model_path)
     return getattr(AnnotatorConfig.from_pretrained(model_path), "calibrated_thresholds", None)
 
 

@@ -220,8 +220,9 @@ class ScorerActor:
     def __call__(self, table: Any) -> Any:
 
         tokenized = tokenized_from_arrow(table["windows"], table["tokens"].to_numpy())
-        scores = self.runner(tokenized)
-        return table.drop_columns(["windows"]).append_column("scores", scores_to_arrow(scores))
+        scores, labels = self.runner(tokenized)
+        table = table.drop_columns(["windows"]).append_column("scores", scores_to_arrow(scores))
+        return table if labels is None else table.append_column("labels", scores_to_arrow(labels))
 
 
 class RayEngine:
@@ -328,6 +329,10 @@ class _DriverWriter:
         scores = np.asarray(table["scores"].combine_chunks().flatten().to_numpy(), dtype=np.float32).reshape(
             len(kinds), -1
         )
+        labels = None
+        if "labels" in table.column_names:
+            flat_labels = table["labels"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            labels = np.asarray(flat_labels, dtype=np.float32).reshape(len(kinds), -1)
         tokens = table["tokens"].to_numpy()
         empty = table["empty"].to_numpy(zero_copy_only=False)
         ids = table["id"].to_pylist()
@@ -340,7 +345,12 @@ class _DriverWriter:
             writer = self._writer(int(indexes[start]))
             if stop > start:
                 writer.add(
-                    ids[start:stop], languages[start:stop], scores[start:stop], tokens[start:stop], empty[start:stop]
+                    ids[start:stop],
+                    languages[start:stop],
+                    scores[start:stop],
+                    tokens[start:stop],
+                    empty[start:stop],
+                    None if labels is None else labels[start:stop],
                 )
                 start = stop
                 continue

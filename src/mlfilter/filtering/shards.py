@@ -106,14 +106,21 @@ class ShardSettings:
     num_targets: tuple[int, ...] = ()
 
 
-def named_scores(task_names: Sequence[str], num_targets: Sequence[int], scores: Sequence[float | None]) -> dict:
-    """``<task>_score`` and ``<task>_int_score`` (:func:`mlfilter.scores.to_int_score`) per task, as FineWeb-Edu's
-    and the peers' tools name them; None where a score is missing."""
+def named_scores(
+    task_names: Sequence[str],
+    num_targets: Sequence[int],
+    scores: Sequence[float | None],
+    labels: Sequence[float | None] | None = None,
+) -> dict:
+    """``<task>_score`` and ``<task>_int_score`` per task, as FineWeb-Edu's and the peers' tools name them; None
+    where a score is missing. ``int_score`` is the classification head's argmax label when ``labels`` is given,
+    else the score rounded half up (:func:`mlfilter.scores.to_int_score`)."""
     fields: dict[str, float | int | None] = {}
-    for name, k, value in zip(task_names, num_targets, scores, strict=True):
+    for index, (name, k, value) in enumerate(zip(task_names, num_targets, scores, strict=True)):
         missing = value is None or not np.isfinite(value)
         fields[f"{name}_score"] = None if missing else value
-        fields[f"{name}_int_score"] = None if missing else int(to_int_score(value, k))
+        label = value if labels is None else labels[index]
+        fields[f"{name}_int_score"] = None if missing or label is None else int(to_int_score(label, k))
     return fields
 
 
@@ -460,14 +467,20 @@ class AttributeWriter:
         scores: np.ndarray,
         tokens: np.ndarray,
         empty: np.ndarray,
+        labels: np.ndarray | None = None,
     ) -> None:
-        """Append the scores ``[n, tasks]`` of consecutive documents; rows flagged ``empty`` get ``null`` scores."""
+        """Append the scores ``[n, tasks]`` of consecutive documents, and the argmax ``labels`` ``[n, tasks]`` of a
+        classification head when given (``labels`` field); rows flagged ``empty`` get ``null`` scores and labels."""
         rounded = round_scores(scores)
         nulls = [None] * rounded.shape[1]
-        for doc_id, language, count, row, blank in zip(
-            ids, languages, tokens.tolist(), rounded.tolist(), empty.tolist(), strict=True
+        label_rows = [None] * len(ids) if labels is None else [_labels_row(row) for row in labels.tolist()]
+        for doc_id, language, count, row, label_row, blank in zip(
+            ids, languages, tokens.tolist(), rounded.tolist(), label_rows, empty.tolist(), strict=True
         ):
-            self.writer.write({"id": doc_id, "language": language, "tokens": count, "scores": nulls if blank else row})
+            record = {"id": doc_id, "language": language, "tokens": count, "scores": nulls if blank else row}
+            if labels is not None:
+                record["labels"] = nulls if blank else label_row
+            self.writer.write(record)
         scored = ~empty
         self.stats.add(rounded[scored], tokens[scored], [lang for lang, s in zip(languages, scored, strict=True) if s])
         self.tokens += int(tokens.sum())
@@ -496,6 +509,10 @@ class AttributeWriter:
         self.writer.abort()
 
 
+def _labels_row(row: Sequence[float]) -> list[int | None]:
+    return [None if not np.isfinite(value) else int(value) for value in row]
+
+
 def score_shard(job: ShardJob, settings: ShardSettings, fingerprint: str, scorer: Any) -> ShardOutcome:
     """Step 1 for one shard: score every valid document into the attributes file, then the marker."""
     start = time.perf_counter()
@@ -506,7 +523,8 @@ def score_shard(job: ShardJob, settings: ShardSettings, fingerprint: str, scorer
         for items, scored in scorer.score_stream(windows_of(reader, settings.window), lambda item: item[1].text):
             docs = [document for _, document in items]
             empty = np.fromiter((is_empty_text(d.text) for d in docs), bool, len(docs))
-            writer.add([d.id for d in docs], [d.language for d in docs], scored.scores, scored.tokens, empty)
+            labels = getattr(scored, "labels", None)
+            writer.add([d.id for d in docs], [d.language for d in docs], scored.scores, scored.tokens, empty, labels)
     except (MlfilterError, OSError) as exc:
         writer.abort()
         return ShardOutcome(job.index, "score", str(exc), reader.seen, 0, time.perf_counter() - start)
@@ -543,7 +561,11 @@ def apply_shard(job: ShardJob, settings: ShardSettings, decision: KeepDecision, 
                         f"{job.attributes} (the input changed since it was scored)"
                     )
             scores = np.asarray([a["scores"] for _, a in items], dtype=np.float64).reshape(len(items), -1)
-            keep = decision.keeps(scores, offset)
+            labels = None
+            if items and "labels" in items[0][1]:
+                rows = [[np.nan if v is None else v for v in a["labels"]] for _, a in items]
+                labels = np.asarray(rows, dtype=np.float64).reshape(len(items), -1)
+            keep = decision.keeps(scores, offset, labels)
             offset += len(items)
             for ((record, document), attribute), kept in zip(items, keep.tolist(), strict=True):
                 if is_empty_text(document.text) and decision.rule != "all":
@@ -552,7 +574,9 @@ def apply_shard(job: ShardJob, settings: ShardSettings, decision: KeepDecision, 
                 if not kept:
                     dropped[decision.drop_reason] += 1
                     continue
-                named = named_scores(settings.task_names, settings.num_targets, attribute["scores"])
+                named = named_scores(
+                    settings.task_names, settings.num_targets, attribute["scores"], attribute.get("labels")
+                )
                 writer.write({**record, settings.score_field: attribute["scores"], **named})
                 counts = kept_by_language.setdefault(document.language or UNKNOWN_LANGUAGE, [0, 0])
                 counts[0] += 1

@@ -35,6 +35,8 @@ class LabeledData:
     files: list[str]
     counts: StageCounts = field(default_factory=StageCounts)
     weights: np.ndarray | None = None
+    #: The records' ``language`` (None where a record has none); empty when the data came from elsewhere.
+    languages: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -81,6 +83,7 @@ def read_labeled(
     rows: list[list[float]] = []
     ids: list[str | None] = []
     weights: list[float | None] = []
+    languages: list[str | None] = []
     counts = StageCounts()
     for path in files:
         for location, record in progress(iter_records(path), desc=f"read {path}", unit="doc"):
@@ -97,11 +100,15 @@ def read_labeled(
                 raw_id = record.get("id")
                 ids.append(None if raw_id is None else str(raw_id))
                 weights.append(record_weight(record, location))
+                language = record.get("language")
+                languages.append(language if isinstance(language, str) and language else None)
     labels_array = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(tasks))
     weight_array = None
     if any(w is not None for w in weights):
         weight_array = np.array([1.0 if w is None else w for w in weights], dtype=np.float32)
-    return LabeledData(texts=texts, labels=labels_array, ids=ids, files=files, counts=counts, weights=weight_array)
+    return LabeledData(
+        texts=texts, labels=labels_array, ids=ids, files=files, counts=counts, weights=weight_array, languages=languages
+    )
 
 
 def _text(record: dict[str, Any], location: RecordLocation, column: str) -> str:

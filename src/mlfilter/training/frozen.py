@@ -84,7 +84,7 @@ class Embedder:
         fingerprint = encoder_fingerprint(
             model.encoder,
             tokenizer,
-            pooling=model.config.pooling,
+            pooling=_pooling_key(model),
             max_length=max_length,
             precision=f"{self.device.type}-{precision}",
         )
@@ -99,7 +99,7 @@ class Embedder:
         if todo:
             logger.info("%s: %d of %d texts to embed (%d cached)", desc, len(todo), len(texts), stats.cached)
             stats.tokens = self._embed_into_cache([texts[i] for i in todo], keys[todo], desc)
-        embeddings = self.cache.gather(keys, self.model.encoder.config.hidden_size)
+        embeddings = self.cache.gather(keys, self.model.embedding_size)
         stats.seconds = watch.seconds
         return embeddings, stats
 
@@ -116,7 +116,7 @@ class Embedder:
         for start in progress(range(0, len(texts), SHARD_SIZE), desc=desc, unit="shard"):
             shard = np.arange(start, min(start + SHARD_SIZE, len(texts)))
             order = shard[np.argsort(lengths[shard], kind="stable")]
-            out = np.empty((len(shard), model.encoder.config.hidden_size), dtype=np.float32)
+            out = np.empty((len(shard), model.embedding_size), dtype=np.float32)
             for offset in range(0, len(order), self.batch_size):
                 rows = order[offset : offset + self.batch_size]
                 batch = self.tokenizer.pad(
@@ -128,6 +128,12 @@ class Embedder:
                 out[rows - start] = pooled.float().cpu().numpy()
             self.cache.add(keys[shard], out)
         return int(lengths.sum())
+
+
+def _pooling_key(model: AnnotatorModel) -> str:
+    """The pooling as part of the cache key: the method, and the pooled layers when not only the last one."""
+    layers = model.config.pooling_layers
+    return model.config.pooling if layers == [-1] else f"{model.config.pooling}{layers}"
 
 
 class EmbeddingDataset(Dataset):

@@ -41,12 +41,15 @@ def render_model_card(
     path: str,
     calibration: dict[str, dict[str, Any]] | None = None,
     selection: dict[str, Any] | None = None,
+    quality: dict[str, Any] | None = None,
 ) -> str:
     """Markdown with YAML front matter: base model, tasks, data sizes, validation metrics, params, usage.
 
     ``calibration`` (task → :meth:`mlfilter.training.calibration.Calibration.as_dict`) adds the calibrated
     cuts; ``selection`` (``requested``, ``chosen``, ``metric``, ``candidates``: mode → ``{"value": …}``)
-    records which training mode was kept and why.
+    records which training mode was kept and why; ``quality``
+    (:func:`mlfilter.training.val_quality.validation_quality`) adds the TF-IDF baseline comparison, its warning,
+    and per-language quality, all on the validation split.
     """
     front: dict[str, Any] = {
         "library_name": "transformers",
@@ -62,6 +65,12 @@ def render_model_card(
         if path == "frozen_embeddings"
         else ("frozen" if params.freeze_base_model_parameters else "fine-tuned")
     )
+    if "ridge_alpha" in best:
+        encoder = (
+            "frozen; linear heads fitted by ridge regression on cached embeddings "
+            f"(L2 strength {best['ridge_alpha']:g}, chosen on val from {', '.join(best['ridge_alphas_tried'])})"
+        )
+    layers = "" if list(params.pooling_layers) == [-1] else f" of hidden states {list(params.pooling_layers)}"
     lines = [
         "---",
         yaml.safe_dump(front, sort_keys=False).rstrip(),
@@ -76,8 +85,8 @@ def render_model_card(
         "## Model",
         "",
         f"- Base model: `{params.base_model}`" + (f" (`{base}`)" if base and base != params.base_model else ""),
-        f"- Head: {head}, pooling `{params.pooling}`, hidden size {params.head_hidden_size or 'none (linear)'}, "
-        f"dropout {params.classifier_dropout}",
+        f"- Head: {head}, pooling `{params.pooling}`{layers}, "
+        f"hidden size {params.head_hidden_size or 'none (linear)'}, dropout {params.classifier_dropout}",
         f"- Loss: {params.regression_loss.upper() if params.is_regression else 'cross-entropy'}, missing labels masked",
         f"- Encoder: {encoder} (training mode `{params.mode}`)",
         f"- Maximum input length: {params.max_length} tokens",
@@ -139,6 +148,8 @@ def render_model_card(
                 f"| {name} | {c['threshold']:g} | {cut} | {method} | {_number(c['precision'])} | "
                 f"{_number(c['recall'])} | {_number(c['f1'])} | {c['positives']} of {c['documents']} |"
             )
+    if quality:
+        lines += quality_lines(quality)
     lines += [
         "",
         "Predicted labels are regression scores rounded half up (2.5 → 3) and clipped to the label range, or "
@@ -177,3 +188,47 @@ def render_model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def quality_lines(quality: dict[str, Any]) -> list[str]:
+    """Card lines: the model against the TF-IDF baseline per task, warnings, and per-language quality (val split)."""
+    lines = [
+        "",
+        "## Against a TF-IDF baseline (validation split)",
+        "",
+        "A character n-gram TF-IDF + ridge model (the evaluate stage's baseline) fitted on the same train split and "
+        "scored on the validation split; the test split is not read in training (the evaluate stage reports both "
+        "on it). Margins are positive when this model is better.",
+        "",
+    ]
+    if quality.get("baseline_error"):
+        return [*lines, f"No baseline could be fitted: {quality['baseline_error']}"]
+    lines += [
+        "| task | Spearman | baseline Spearman | margin | MAE | baseline MAE | margin |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, entry in quality["tasks"].items():
+        model, base, margin = entry["model"], entry["baseline"], entry["margin"]
+        lines.append(
+            f"| {name} | {_number(model['spearman'])} | {_number(base['spearman'])} | {_number(margin['spearman'])} "
+            f"| {_number(model['mae'])} | {_number(base['mae'])} | {_number(margin['mae'])} |"
+        )
+    lines += ["", *(f"**Warning:** {message}" for message in quality["warnings"])]
+    lines += [
+        "",
+        "## Per-language quality (validation split)",
+        "",
+        "| language | task | documents | Spearman | MAE | baseline Spearman | baseline MAE |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for language, tasks in quality["per_language"].items():
+        for name, entry in tasks.items():
+            if "skipped" in entry:
+                lines.append(f"| {language} | {name} | {entry['documents']} | {entry['skipped']} | | | |")
+                continue
+            model, base = entry["model"], entry["baseline"] or {"spearman": None, "mae": None}
+            lines.append(
+                f"| {language} | {name} | {model['documents']} | {_number(model['spearman'])} "
+                f"| {_number(model['mae'])} | {_number(base['spearman'])} | {_number(base['mae'])} |"
+            )
+    return lines

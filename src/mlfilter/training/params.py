@@ -27,6 +27,11 @@ class TrainingParams:
     ``mode``: ``frozen`` trains the heads on a frozen encoder (``learning_rate``, ``num_epochs``,
     ``max_length``, ``batch_size``); ``finetune`` trains the whole model (the ``finetune_*`` values);
     ``auto`` trains both and keeps the one with the better validation ``best_metric``.
+    ``pooling_layers``: the encoder hidden states pooled and concatenated for the heads (indices into
+    ``hidden_states``: -1 the last layer, 0 the embeddings; :class:`~mlfilter.modeling.AnnotatorConfig`).
+    ``frozen_head``: on the frozen fast path, ``gradient`` trains the heads with the optimiser; ``ridge`` fits
+    linear regression heads in closed form, the L2 strength chosen on val from ``ridge_alphas``
+    (:mod:`mlfilter.training.ridge_head`).
     ``calibration_precision``: None picks each task's calibrated cut by maximal validation F1, a value in
     (0, 1] the lowest cut whose validation precision reaches it.
 
@@ -39,6 +44,9 @@ class TrainingParams:
     frozen_fast_path: bool = True
     is_regression: bool = True
     pooling: Literal["cls", "mean"] = "mean"
+    pooling_layers: tuple[int, ...] = (-1,)
+    frozen_head: Literal["gradient", "ridge"] = "gradient"
+    ridge_alphas: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0)
     head_hidden_size: int = 0
     classifier_dropout: float = 0.0
     regression_loss: Literal["mse", "huber"] = "mse"
@@ -97,10 +105,22 @@ class TrainingParams:
             "early_stopping_patience": self.early_stopping_patience >= 0,
             "dataloader_num_workers": self.dataloader_num_workers >= 0,
             "calibration_precision": self.calibration_precision is None or 0 < self.calibration_precision <= 1,
+            "ridge_alphas": len(self.ridge_alphas) > 0 and all(a > 0 for a in self.ridge_alphas),
+            "pooling_layers": len(self.pooling_layers) > 0
+            and len(set(self.pooling_layers)) == len(self.pooling_layers),
         }
         for key, ok in checks.items():
             if not ok:
                 raise ParamsError(f"training.{key}: value {getattr(self, key)!r} is out of range")
+        if (
+            self.frozen_head == "ridge"
+            and self.mode != "finetune"
+            and (not self.is_regression or self.head_hidden_size)
+        ):
+            raise ParamsError(
+                "training.frozen_head: ridge fits linear regression heads; it needs is_regression: true and "
+                "head_hidden_size: 0 (or use frozen_head: gradient)"
+            )
 
     @property
     def freeze_base_model_parameters(self) -> bool:
@@ -111,6 +131,11 @@ class TrainingParams:
     def uses_fast_path(self) -> bool:
         """True when the heads train on cached embeddings of a frozen encoder."""
         return self.freeze_base_model_parameters and self.frozen_fast_path
+
+    @property
+    def uses_ridge_head(self) -> bool:
+        """True when the frozen fast path fits the heads by ridge regression instead of training them."""
+        return self.uses_fast_path and self.frozen_head == "ridge"
 
     def candidates(self) -> tuple[TrainingParams, ...]:
         """The runs this mode trains: one per concrete mode (``auto``: frozen, then finetune).

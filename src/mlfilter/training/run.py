@@ -47,6 +47,7 @@ from mlfilter.training.frozen import Embedder, EmbeddingDataset, EmbeddingStats
 from mlfilter.training.metrics import all_metrics, nested_metrics
 from mlfilter.training.model_card import render_model_card
 from mlfilter.training.params import TrainingParams, greater_is_better, metric_key
+from mlfilter.training.ridge_head import fit_ridge_heads
 from mlfilter.training.trainer import (
     PaddingCollator,
     TokenizedDataset,
@@ -55,6 +56,7 @@ from mlfilter.training.trainer import (
     resolve_precision,
     training_arguments,
 )
+from mlfilter.training.val_quality import validation_quality
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ def load_base(params: TrainingParams, tasks: Sequence[TaskParams]) -> tuple[Anno
             thresholds=[t.threshold for t in tasks],
             is_regression=params.is_regression,
             pooling=params.pooling,
+            pooling_layers=params.pooling_layers,
             head_hidden_size=params.head_hidden_size,
             classifier_dropout=params.classifier_dropout,
             regression_loss=params.regression_loss,
@@ -99,6 +102,13 @@ def load_base(params: TrainingParams, tasks: Sequence[TaskParams]) -> tuple[Anno
         raise MlfilterError(
             f"training.base_model: cannot load {params.base_model!r} from {location.path}: {str(exc).splitlines()[0]}"
         ) from exc
+    states = getattr(model.encoder.config, "num_hidden_layers", 0) + 1
+    outside = [i for i in params.pooling_layers if not -states <= i < states]
+    if outside:
+        raise MlfilterError(
+            f"training.pooling_layers: {outside[0]} is not a hidden state of {params.base_model!r}, which has "
+            f"{states} (indices {-states}..{states - 1}; -1 is the last layer)"
+        )
     # The encoder's config remembers where it was loaded from: record the name params give (a hub id or
     # embedded:…), not this machine's path, so clones save identical model folders and no path leaks.
     model.config.encoder["_name_or_path"] = params.base_model
@@ -189,6 +199,9 @@ def train_annotator(
     ]
     chosen.model.config.calibrated_thresholds = [c.cut for c in calibrations]
     chosen.model.config.calibration_method = calibrations[0].method
+    quality = validation_quality(train, val, _ordered_val_scores(chosen, val), tasks, seed)
+    for message in quality["warnings"]:
+        logger.warning(message)
     data = {"train": _data_summary(train, tasks), "val": _data_summary(val, tasks)}
     val_nested = nested_metrics(chosen.val_flat, tasks)
     card = render_model_card(
@@ -201,6 +214,7 @@ def train_annotator(
         path=chosen.path,
         calibration={t.name: c.as_dict() for t, c in zip(tasks, calibrations, strict=True)},
         selection=selection,
+        quality=quality,
     )
     save_model(chosen.model, chosen.tokenizer, card, Path(output_dir))
     summary_extra: dict[str, Any] = {
@@ -209,6 +223,7 @@ def train_annotator(
         "data": data,
         "selection": selection,
         "calibration": {t.name: c.as_dict() for t, c in zip(tasks, calibrations, strict=True)},
+        "val_quality": quality,
         "throughput": {**chosen.throughput, "total_seconds": round(watch.seconds, 3)},
     }
     chosen.live.summary.update(summary_extra)
@@ -245,6 +260,8 @@ def _fit(
     task_names = tuple(t.name for t in tasks)
     set_seed(seed)
     model, tokenizer = load_base(params, tasks)
+    if params.uses_ridge_head:
+        return _fit_ridge(params, model, tokenizer, train, val, tasks=tasks, metric=metric, live_dir=live_dir)
     model.heads.init_from_label_prior(torch.from_numpy(train.labels))
     precision = resolve_precision(params.precision)
     checkpoints = Path(params.checkpoint_dir) / f"train-{run_key(params, tasks, seed, train, val)}"
@@ -304,6 +321,102 @@ def _fit(
         initial_rates=initial_rates,
         resumed=resume,
     )
+
+
+def _fit_ridge(
+    params: TrainingParams,
+    model: AnnotatorModel,
+    tokenizer: PreTrainedTokenizerBase,
+    train: LabeledData,
+    val: LabeledData,
+    *,
+    tasks: Sequence[TaskParams],
+    metric: str,
+    live_dir: Path,
+) -> _Fit:
+    """The frozen fast path with ridge heads (:mod:`mlfilter.training.ridge_head`): embed once, fit in closed form."""
+    live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None)
+    embedder = Embedder(
+        model,
+        tokenizer,
+        cache_dir=params.embedding_cache_dir,
+        max_length=params.max_length,
+        batch_size=params.embed_batch_size,
+        precision=resolve_precision(params.precision),
+    )
+    stats = EmbeddingStats()
+    embedded = []
+    for split, data in (("train", train), ("val", val)):
+        embeddings, split_stats = embedder.embed(data.texts, desc=f"embed {split}")
+        stats.add(split_stats)
+        embedded.append(embeddings)
+    watch = Stopwatch()
+    fit = fit_ridge_heads(
+        model,
+        embedded[0],
+        train.labels,
+        embedded[1],
+        val.labels,
+        tasks=tasks,
+        alphas=params.ridge_alphas,
+        metric=metric,
+        higher_is_better=greater_is_better(metric),
+        train_weights=train.weights,
+    )
+    fit_seconds = watch.seconds
+    model.eval()
+    with torch.no_grad():
+        output = model.forward_embeddings(torch.from_numpy(embedded[1]))
+    val_scores = output.scores.double().numpy()
+    val_labels = np.asarray(val.labels, dtype=np.float64)
+    val_flat = all_metrics(val_scores, output.logits.double().numpy(), val_labels, tasks, is_regression=True)
+    live.log_params({"frozen_head": "ridge", "ridge_alpha": fit.alpha})
+    for name, value in val_flat.items():
+        if value is not None and np.isfinite(value):
+            live.log_metric(f"eval/{name}", value)
+    live.next_step()
+    best = {"metric": metric, "value": fit.value, "ridge_alpha": fit.alpha, "ridge_alphas_tried": fit.tried}
+    throughput: dict[str, Any] = {
+        "path": FAST_PATH,
+        "train_seconds": round(fit_seconds, 3),
+        "train_docs_per_second": round(len(train) * len(params.ridge_alphas) / max(fit_seconds, 1e-9), 3),
+        "embedding": stats.as_dict(),
+    }
+    return _Fit(
+        params=params,
+        model=model,
+        tokenizer=tokenizer,
+        live=live,
+        path=FAST_PATH,
+        val_flat=val_flat,
+        val_scores=val_scores,
+        val_labels=val_labels,
+        best=best,
+        throughput=throughput,
+        initial_rates=[],
+        resumed=False,
+    )
+
+
+def _ordered_val_scores(fit: _Fit, val: LabeledData) -> np.ndarray:
+    """The kept model's validation scores ``[len(val), num_tasks]`` in the order of ``val``.
+
+    The fast path predicts val in order; the Trainer may not (length-grouped batches), so a trained encoder
+    scores val again here, in order, in batches of ``eval_batch_size``.
+    """
+    if fit.path == FAST_PATH:
+        return fit.val_scores
+    dataset = TokenizedDataset(fit.tokenizer, val.texts, val.labels, fit.params.max_length)
+    collate = PaddingCollator(fit.tokenizer)
+    model = fit.model.eval()
+    device = next(model.parameters()).device
+    scores = []
+    with torch.inference_mode():
+        for start in range(0, len(dataset), fit.params.eval_batch_size):
+            batch = collate([dataset[i] for i in range(start, min(start + fit.params.eval_batch_size, len(dataset)))])
+            inputs = {k: v.to(device) for k, v in batch.items() if k not in ("labels", "weights")}
+            scores.append(model(**inputs).scores.double().cpu().numpy())
+    return np.concatenate(scores)
 
 
 def _selection_value(value: float | None, higher_is_better: bool) -> float:

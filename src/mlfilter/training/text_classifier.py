@@ -1,8 +1,10 @@
 """Train a non-encoder classifier (``training.classifier: fasttext | tfidf``) on the same labels as the encoder.
 
 The classifier kind comes from :data:`mlfilter.classifiers.base.IMPLEMENTATIONS`; it is fitted on the train
-split, measured on val with the encoder's metrics (:func:`mlfilter.training.metrics.all_metrics`), and saved to
-the same model folder (swapped in whole) with a model card; DVCLive gets the same summary keys as the encoder's.
+split, measured on val with the encoder's metrics (:func:`mlfilter.training.metrics.all_metrics`), calibrated on val
+like the encoder (:mod:`mlfilter.training.calibration`: one cut per task on the raw score, stored in the model's
+config for ``filter.keep.thresholds: calibrated``), and saved to the same model folder (swapped in whole) with a
+model card; DVCLive gets the same summary keys as the encoder's.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import numpy as np
 from dvclive import Live
 
 from mlfilter.atomic import write_json
-from mlfilter.classifiers.base import classifier_class
+from mlfilter.classifiers.base import classifier_class, store_calibration
 from mlfilter.params import TaskParams
 from mlfilter.reports import Stopwatch
-from mlfilter.training.calibration import reliability_table, write_reliability_csv
+from mlfilter.training.calibration import Calibration, calibrate_cut, reliability_table, write_reliability_csv
 from mlfilter.training.data import LabeledData
 from mlfilter.training.metrics import all_metrics, nested_metrics
 from mlfilter.training.params import TrainingParams
@@ -37,12 +39,19 @@ def fit_options(kind: str, params: TrainingParams, seed: int) -> dict[str, Any]:
     return {}
 
 
-def render_card(kind: str, tasks: Sequence[TaskParams], val: dict[str, dict[str, float]], documents: int) -> str:
-    """A short model card: kind, tasks and their score columns, validation metrics, how to load it."""
+def render_card(
+    kind: str,
+    tasks: Sequence[TaskParams],
+    val: dict[str, dict[str, float]],
+    documents: int,
+    calibrations: Sequence[Calibration],
+) -> str:
+    """A short model card: kind, tasks and their score columns, validation metrics, calibrated cuts, how to load it."""
     rows = "\n".join(
         f"| {t.name} | 0..{t.num_targets - 1} | {t.name}_score, {t.name}_int_score | "
-        f"{val[t.name]['spearman']:.4f} | {val[t.name]['mae']:.4f} | {val[t.name]['binary_f1']:.4f} |"
-        for t in tasks
+        f"{val[t.name]['spearman']:.4f} | {val[t.name]['mae']:.4f} | {val[t.name]['binary_f1']:.4f} | "
+        f"{'none' if c.cut is None else f'{c.cut:.4f}'} | {c.f1:.4f} |"
+        for t, c in zip(tasks, calibrations, strict=True)
     )
     return f"""---
 tags: [mlfilter, data-filtering, {kind}]
@@ -53,9 +62,14 @@ tags: [mlfilter, data-filtering, {kind}]
 Trained on {documents} labelled documents by `training.classifier: {kind}`. Scores are in label units (the
 expected label); the filter writes them as `<task>_score` and the rounded `<task>_int_score`.
 
-| task | labels | filter columns | val Spearman | val MAE | val binary F1 |
-| --- | --- | --- | --- | --- | --- |
+| task | labels | filter columns | val Spearman | val MAE | val binary F1 | calibrated cut | val F1 at the cut |
+| --- | --- | --- | --- | --- | --- | --- | --- |
 {rows}
+
+Binary F1 counts a document positive when its score rounded half up reaches the task's threshold (FineWeb-Edu's
+`int_score >= t`). The calibrated cut is the raw score that best separated the validation labels at or above the
+threshold ({calibrations[0].method}); `filter.keep.thresholds: calibrated` keeps documents
+whose raw score reaches it.
 
 ```python
 from mlfilter.classifiers.base import load_classifier
@@ -93,12 +107,18 @@ def train_text_classifier(
     scoring = Stopwatch()
     scores = np.asarray(model.predict(val.texts), dtype=np.float64)
     val_seconds = scoring.seconds
-    flat = all_metrics(scores, scores, np.asarray(val.labels, dtype=np.float64), tasks, is_regression=True)
+    labels = np.asarray(val.labels, dtype=np.float64)
+    flat = all_metrics(scores, scores, labels, tasks, is_regression=True)
     val_nested = nested_metrics(flat, tasks)
-    card = render_card(kind, tasks, val_nested, len(train))
+    calibrations = [
+        calibrate_cut(scores[:, i], labels[:, i], task.threshold, params.calibration_precision)
+        for i, task in enumerate(tasks)
+    ]
+    card = render_card(kind, tasks, val_nested, len(train), calibrations)
 
     def write(staging: Path) -> None:
         model.save_pretrained(staging)
+        store_calibration(staging, [c.cut for c in calibrations], calibrations[0].method)
         (staging / "README.md").write_text(card, encoding="utf-8")
 
     publish_folder(Path(output_dir), write)
@@ -113,6 +133,7 @@ def train_text_classifier(
         write_reliability_csv(Path(live_dir) / CALIBRATION_DIR / f"{task.name}.csv", rows)
     summary = {
         "val": val_nested,
+        "calibration": {t.name: c.as_dict() for t, c in zip(tasks, calibrations, strict=True)},
         "data": {"train": {"documents": len(train)}, "val": {"documents": len(val)}},
         "throughput": {
             "path": kind,

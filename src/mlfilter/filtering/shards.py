@@ -54,7 +54,9 @@ from mlfilter.records import (
 )
 from mlfilter.scores import to_int_score
 
-FORMAT_VERSION = 1
+#: Part of every scoring fingerprint: bumped when the scores files change shape, so old ones are rescored, never
+#: read under new rules (2: the ``labels`` field, a classification head's argmax).
+FORMAT_VERSION = 2
 MARKER_SUFFIX = ".done"
 ATTRIBUTES_SUFFIX = ".jsonl.zst"
 SCORE_DECIMALS = 6

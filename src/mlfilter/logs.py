@@ -68,7 +68,37 @@ def setup_logging(stage: str, log_dir: str | os.PathLike[str] = "logs", level: s
     return logging.getLogger(f"mlfilter.{stage}")
 
 
-def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, unit: str = "doc") -> Iterator[T]:
-    """A tqdm progress bar over ``iterable``; ``MLFILTER_PROGRESS=0`` turns bars off."""
-    disable = os.environ.get("MLFILTER_PROGRESS", "1") == "0"
-    return iter(tqdm(iterable, desc=desc, total=total, unit=unit, mininterval=1.0, disable=disable, dynamic_ncols=True))
+#: A bar redraws at most once a second, on any progress at all (``miniters=1``): tqdm's default adaptive
+#: ``miniters`` learns from a burst of fast steps to wait for many more before the next redraw.
+_REDRAW_S = 1.0
+
+
+def progress_enabled() -> bool:
+    """False when ``MLFILTER_PROGRESS=0`` (tests, logs read by machines): then no bar is drawn."""
+    return os.environ.get("MLFILTER_PROGRESS", "1") != "0"
+
+
+def progress_bar(*, desc: str, total: float, unit: str, unit_scale: bool = False) -> tqdm:
+    """A tqdm bar of ``total`` steps of ``unit`` to ``update`` by hand, labelled ``desc`` ("<stage>: <what>").
+
+    It shows the count, rate and ETA, redrawn at most once a second. No bar is drawn (the returned bar is
+    disabled but still counts) when ``MLFILTER_PROGRESS=0`` or for a one-step loop (``total <= 1``).
+    """
+    return tqdm(
+        desc=desc,
+        total=total,
+        unit=unit,
+        unit_scale=unit_scale,
+        mininterval=_REDRAW_S,
+        miniters=1,
+        disable=not progress_enabled() or total <= 1,
+        dynamic_ncols=True,
+    )
+
+
+def progress(iterable: Iterable[T], *, desc: str, total: int, unit: str) -> Iterator[T]:
+    """``iterable`` through a :func:`progress_bar` of ``total`` steps (closed when the iteration ends)."""
+    with progress_bar(desc=desc, total=total, unit=unit) as bar:
+        for item in iterable:
+            yield item
+            bar.update()

@@ -17,12 +17,13 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+from tqdm.auto import tqdm
 
 from mlfilter.annotation.backends.base import PreparedRequest
 from mlfilter.annotation.cache import BatchedCommitter, RequestCache, cache_path
@@ -36,9 +37,9 @@ from mlfilter.annotation.truncation import Truncator, load_tokenizer
 from mlfilter.annotation.validity import Judge, Verdict
 from mlfilter.documents import Document, read_documents
 from mlfilter.errors import MlfilterError
-from mlfilter.logs import progress, redact
+from mlfilter.logs import progress, progress_bar, redact
 from mlfilter.params import ParamsError, TaskParams
-from mlfilter.records import OnError, ShardedWriter
+from mlfilter.records import OnError, ShardedWriter, count_records, expand_inputs
 from mlfilter.reports import Stopwatch, write_report
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,39 @@ class PrefixProbe:
             )
 
 
+class DocumentProgress:
+    """Counts a document on a progress bar once each of its requests is answered: found in the cache,
+    committed to it, or failed for good. A request shared by several documents answers them all."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+        self.answered: set[str] = set()
+        self.waiting: dict[str, list[list[int]]] = {}
+
+    def add(self, keys: Iterable[str]) -> None:
+        """A document planned with the requests ``keys``."""
+        pending = {key for key in keys if key not in self.answered}
+        if not pending:
+            self.bar.update()
+            return
+        left = [len(pending)]
+        for key in pending:
+            self.waiting.setdefault(key, []).append(left)
+
+    def answer(self, keys: Iterable[str]) -> None:
+        """The requests ``keys`` are answered."""
+        for key in keys:
+            self.answered.add(key)
+            for left in self.waiting.pop(key, ()):
+                left[0] -= 1
+                if not left[0]:
+                    self.bar.update()
+
+    def skip(self, documents: int = 1) -> None:
+        """Input records that leave without requests (empty text, bad records)."""
+        self.bar.update(documents)
+
+
 class Annotator:
     """An annotator ready to plan requests: tasks and prompts, truncation, and its backend."""
 
@@ -241,6 +275,7 @@ class AnnotationRun:
         self.scheduled: set[str] = set()
         self.sent_keys: set[str] = set()
         self.done = 0
+        self.tracker: DocumentProgress | None = None
         setups = annotator.setups
         self.report = AnnotationReport(
             annotator.name,
@@ -254,12 +289,26 @@ class AnnotationRun:
 
     # -- documents -------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _tracking(self) -> Iterator[DocumentProgress]:
+        """A bar of the input documents, each counted once all its requests are answered (see ``_plans``)."""
+        total = count_records(expand_inputs(self.inputs))
+        with progress_bar(desc=f"annotate@{self.annotator.name}: documents", total=total, unit="doc") as bar:
+            self.tracker = DocumentProgress(bar)
+            try:
+                yield self.tracker
+            finally:
+                self.tracker = None
+
     def _documents(self, count: bool) -> Iterator[Document]:
         skipped: Counter[str] = Counter()
+        tracker = self.tracker if count else None
         for _, document in read_documents(self.inputs, fields=self.fields, on_error=self.on_error, skipped=skipped):
             if not document.text.strip():
                 if count:
                     self.report.documents.drop("empty_text")
+                if tracker is not None:
+                    tracker.skip()
                 continue
             if count:
                 self.report.documents.keep()
@@ -268,11 +317,19 @@ class AnnotationRun:
             for reason, n in skipped.items():
                 if reason != "invalid_utf8_replaced":
                     self.report.documents.drop(reason, n)
+                    if tracker is not None:
+                        tracker.skip(n)
 
-    def _plans(self, desc: str, count: bool) -> Iterator[list[DocumentPlan]]:
+    def _plans(self, count: bool) -> Iterator[list[DocumentPlan]]:
+        """Documents planned, ``_DOCS_PER_CHUNK`` at a time; with ``count`` (the pass that counts documents in the
+        report), each is added to the tracker, if any."""
+        tracker = self.tracker if count else None
         chunk: list[DocumentPlan] = []
-        for document in progress(self._documents(count), desc=f"{self.annotator.name}: {desc}"):
-            chunk.append(self.annotator.plan(document, count=count))
+        for document in self._documents(count):
+            plan = self.annotator.plan(document, count=count)
+            if tracker is not None:
+                tracker.add(r.key for r in plan.requests())
+            chunk.append(plan)
             if len(chunk) >= _DOCS_PER_CHUNK:
                 yield chunk
                 chunk = []
@@ -288,6 +345,8 @@ class AnnotationRun:
         self.report.requests["planned"] += len(requests)
         fresh = {r.key: r for r in requests if r.key not in self.scheduled}
         hits = cache.contains_many(fresh)
+        if self.tracker is not None:
+            self.tracker.answer(hits)
         self.report.requests["cache_hits"] += len(hits)
         self.report.requests["unique"] += len(fresh)
         self.scheduled.update(fresh)
@@ -299,6 +358,8 @@ class AnnotationRun:
         """Called once results are committed to the cache: from now on they count as done."""
         self.done += len(keys)
         self.sent_keys.update(keys)
+        if self.tracker is not None:
+            self.tracker.answer(keys)
         self.report.requests["succeeded"] += len(keys)
 
     def _send_local(self) -> None:
@@ -312,7 +373,7 @@ class AnnotationRun:
         window_size = self.params.batch_size * 8
         window: list[PreparedRequest] = []
         try:
-            for chunk in self._plans("annotate", count=True):
+            for chunk in self._plans(count=True):
                 requests = [r for plan in chunk for r in plan.requests()]
                 self.report.requests["planned"] += len(requests)
                 for request in requests:
@@ -329,6 +390,8 @@ class AnnotationRun:
 
     def _run_local_window(self, backend: Any, window: list[PreparedRequest], cache: RequestCache) -> None:
         hits = cache.contains_many(r.key for r in window)
+        if self.tracker is not None:
+            self.tracker.answer(hits)
         self.report.requests["unique"] += len(window)
         self.report.requests["cache_hits"] += len(hits)
         for batch in backend.batches(window):
@@ -346,7 +409,7 @@ class AnnotationRun:
         """Without a base URL a run can still go on when every request is cached; else a clear error."""
         reader = RequestCache(self.cache_file)
         try:
-            misses = sum(len(self._lookup(chunk, reader)[0]) for chunk in self._plans("annotate", count=True))
+            misses = sum(len(self._lookup(chunk, reader)[0]) for chunk in self._plans(count=True))
         finally:
             reader.close()
         if misses:
@@ -397,7 +460,7 @@ class AnnotationRun:
 
         urls = base_urls_from_env(self.params, self.env)
         try:
-            misses = [r for chunk in self._plans("annotate", count=True) for r in self._lookup(chunk, cache)[0]]
+            misses = [r for chunk in self._plans(count=True) for r in self._lookup(chunk, cache)[0]]
             if not urls:
                 if misses:
                     raise missing_base_url(self.params, self.annotator.name, len(misses))
@@ -413,6 +476,8 @@ class AnnotationRun:
         finally:
             cache.close()
         self.failures.update(failures)
+        if self.tracker is not None:
+            self.tracker.answer(failures)
         self.report.failures.update(failures.values())
         self.report.requests["sent"] += batches.sent
         self.report.retries.update(client.stats.retries)
@@ -443,7 +508,7 @@ class AnnotationRun:
         probe = PrefixProbe(self.annotator.name)
 
         async def produce() -> None:
-            for chunk in self._plans("annotate", count=True):
+            for chunk in self._plans(count=True):
                 how = {
                     r.key: (setups[t.task].judge, t.prefix) for plan in chunk for t in plan.tasks for r in t.requests
                 }
@@ -459,6 +524,8 @@ class AnnotationRun:
                     result = await client.post(backend.path, request.payload, backend.read)
                 except RequestFailed as exc:
                     self.failures[request.key] = exc.kind
+                    if self.tracker is not None:
+                        self.tracker.answer([request.key])
                     self._json_rejected(exc)
                 else:
                     committer.add(request.key, orjson.dumps(result))
@@ -569,13 +636,17 @@ class AnnotationRun:
         try:
             with replaced_folder(output) as folder:
                 writer = ShardedWriter(folder, records_per_shard=self.params.records_per_shard)
-                with writer:
-                    for chunk in self._plans("write", count=False):
+                bar = progress_bar(
+                    desc=f"annotate@{self.annotator.name}: writing", total=self.report.documents.kept, unit="doc"
+                )
+                with writer, bar:
+                    for chunk in self._plans(count=False):
                         results = reader.get_many({r.key for plan in chunk for r in plan.requests()})
                         for plan in chunk:
                             record = self._record(plan, results)
                             self.report.add_record(record)
                             writer.write(record)
+                        bar.update(len(chunk))
         finally:
             reader.close()
 
@@ -602,7 +673,13 @@ class AnnotationRun:
             replaced_folder(output) as folder,
             ShardedWriter(folder, records_per_shard=self.params.records_per_shard) as writer,
         ):
-            for document in progress(self._documents(count=False), desc=f"{self.annotator.name}: import"):
+            documents = progress(
+                self._documents(count=False),
+                desc=f"annotate@{self.annotator.name}: import",
+                total=count_records(expand_inputs(self.inputs)),
+                unit="doc",
+            )
+            for document in documents:
                 annotation = imported.get(document.id)
                 if annotation is None:
                     self.report.documents.drop("not_in_import")
@@ -621,12 +698,13 @@ class AnnotationRun:
             self._import(Path(output))
             return self.report.as_dict(stopwatch.seconds)
         self._check_languages()
-        if self.params.backend == "local":
-            self._send_local()
-        elif self.params.backend == "openai_batch":
-            asyncio.run(self._send_batch())
-        else:
-            asyncio.run(self._send_openai())
+        with self._tracking():
+            if self.params.backend == "local":
+                self._send_local()
+            elif self.params.backend == "openai_batch":
+                asyncio.run(self._send_batch())
+            else:
+                asyncio.run(self._send_openai())
         self._assemble(Path(output))
         self.report.documents.check_balance()
         return {**self.report.as_dict(stopwatch.seconds), "prompt_fallbacks": self.annotator.fallback_counts()}
@@ -648,10 +726,14 @@ class AnnotationRun:
         to_send: list[PreparedRequest] = []
         hit_chars: dict[str, int] = {}
         try:
-            for chunk in self._plans("plan", count=True):
-                misses, hits = self._lookup(chunk, cache)
-                to_send.extend(misses)
-                hit_chars.update((r.key, r.prompt_chars) for plan in chunk for r in plan.requests() if r.key in hits)
+            with self._tracking() as tracker:
+                for chunk in self._plans(count=True):
+                    misses, hits = self._lookup(chunk, cache)
+                    tracker.answer(r.key for r in misses)
+                    to_send.extend(misses)
+                    hit_chars.update(
+                        (r.key, r.prompt_chars) for plan in chunk for r in plan.requests() if r.key in hits
+                    )
             cached = cache.get_many(sorted(hit_chars)[:10_000])
         finally:
             cache.close()

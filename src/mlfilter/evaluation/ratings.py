@@ -18,6 +18,7 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from mlfilter.labels.aggregation import aggregate_task
 from mlfilter.labels.annotations import AnnotationReader, RaterCounts, record_language
 from mlfilter.logs import progress
 from mlfilter.params import TaskParams
-from mlfilter.records import OnError, expand_inputs, iter_records
+from mlfilter.records import OnError, count_records, expand_inputs, iter_records
 from mlfilter.scores import round_half_up
 
 log = logging.getLogger(__name__)
@@ -307,9 +308,10 @@ def require_raters(table: RatingTable, minimum: int = 2) -> None:
 def load_languages(inputs: Sequence[str], id_field: str = "id") -> dict[str, str]:
     """Document id → language from document or label files (records without a language are skipped)."""
     languages: dict[str, str] = {}
-    for path in progress(expand_inputs(inputs), desc="document languages", unit="file"):
-        for _, record in iter_records(path):
-            doc_id, language = record.get(id_field, record.get("document_id")), record.get("language")
-            if doc_id is not None and isinstance(language, str) and language:
-                languages[str(doc_id)] = language
+    files = expand_inputs(inputs)
+    records = chain.from_iterable(iter_records(path) for path in files)
+    for _, record in progress(records, desc="documents: languages", total=count_records(files), unit="doc"):
+        doc_id, language = record.get(id_field, record.get("document_id")), record.get("language")
+        if doc_id is not None and isinstance(language, str) and language:
+            languages[str(doc_id)] = language
     return languages

@@ -29,6 +29,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from mlfilter.errors import MlfilterError
 from mlfilter.labels.params import AggregateParams
 from mlfilter.logs import progress
 from mlfilter.params import TaskParams
-from mlfilter.records import OnError, RecordFormatError, RecordLocation, expand_inputs, iter_records
+from mlfilter.records import OnError, RecordFormatError, RecordLocation, count_records, expand_inputs, iter_records
 
 log = logging.getLogger(__name__)
 
@@ -387,12 +388,13 @@ class AnnotationReader:
             self._labels.append(input_label(pattern))
             files = expand_inputs([pattern])
             self.files.extend(files)
-            for path in progress(files, desc=f"annotations: {self._labels[-1]}", unit="file"):
-                for location, record in iter_records(path, on_error=self._on_error, skipped=skipped):
-                    self.counts.records += 1
-                    annotation = self._annotation(record, location, len(self._inputs) - 1)
-                    if annotation is not None:
-                        yield annotation
+            records = chain.from_iterable(iter_records(p, on_error=self._on_error, skipped=skipped) for p in files)
+            desc = f"{self._labels[-1]}: annotation records"
+            for location, record in progress(records, desc=desc, total=count_records(files), unit="record"):
+                self.counts.records += 1
+                annotation = self._annotation(record, location, len(self._inputs) - 1)
+                if annotation is not None:
+                    yield annotation
         self.counts.absorb_skipped(skipped)
         self.counts.rater_names = self.rater_names()
 

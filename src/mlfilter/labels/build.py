@@ -25,7 +25,7 @@ from mlfilter.labels.params import AggregateParams
 from mlfilter.labels.report import task_summary
 from mlfilter.logs import progress
 from mlfilter.params import TaskParams
-from mlfilter.records import RecordWriter, is_record_file
+from mlfilter.records import RecordWriter, count_records, expand_inputs, is_record_file
 from mlfilter.reports import StageCounts, Stopwatch
 from mlfilter.weights import WEIGHT_FIELD, inclusion_weight
 
@@ -128,7 +128,12 @@ def build_labels(
     """
     watch = Stopwatch()
     doc_index: dict[str, int] = {}
-    for _, document in progress(read_documents(sample), desc="sample ids"):
+    for _, document in progress(
+        read_documents(sample),
+        desc="aggregate: sample documents",
+        total=count_records(expand_inputs(sample)),
+        unit="doc",
+    ):
         doc_index[document.id] = len(doc_index)
     n_docs = len(doc_index)
     table, annotated, counts = read_annotations(annotations, doc_index, tasks, params)
@@ -151,7 +156,7 @@ def build_labels(
     gold_written = 0
     with RecordWriter(labels_path) as labels_out, RecordWriter(gold_path) as gold_out:
         for position, (location, document) in enumerate(
-            progress(read_documents(sample, check_duplicates=False), desc="labels", total=n_docs)
+            progress(read_documents(sample, check_duplicates=False), desc="aggregate: labels", total=n_docs, unit="doc")
         ):
             if doc_index.get(document.id) != position:
                 raise MlfilterError(f"{location}: the sample changed while the aggregate stage read it")

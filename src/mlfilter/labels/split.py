@@ -33,7 +33,7 @@ from mlfilter.labels.params import SplitFractions, SplitParams
 from mlfilter.labels.report import split_summary, stratification_summary
 from mlfilter.logs import progress
 from mlfilter.params import TaskParams
-from mlfilter.records import RecordFormatError, RecordWriter, iter_records
+from mlfilter.records import RecordFormatError, RecordWriter, count_records, iter_records
 from mlfilter.reports import StageCounts, Stopwatch
 from mlfilter.scores import round_half_up
 from mlfilter.text import normalize_text
@@ -121,9 +121,10 @@ def split_labels(
     counts = StageCounts()
     assignment: dict[bytes, str] | None = None
     keys: list[bytes] = []  # balanced: the unit keys of the first pass, in file order
+    n_labels = count_records([labels])
     if params.method == "balanced":
         units: dict[bytes, str] = {}
-        for record in progress(_read_labels(labels), desc="strata"):
+        for record in progress(_read_labels(labels), desc="split: strata", total=n_labels, unit="doc"):
             keys.append(text_key(record["text"], params.seed))
             units.setdefault(keys[-1], stratum_of(record, params.stratify_by))
         assignment = assign_balanced(units, params.fractions)
@@ -134,7 +135,9 @@ def split_labels(
     out = Path(out_dir)
     writers = {name: RecordWriter(split_path(out, name)) for name in SPLITS}
     try:
-        for position, record in enumerate(progress(_read_labels(labels), desc="split")):
+        for position, record in enumerate(
+            progress(_read_labels(labels), desc="split: documents", total=n_labels, unit="doc")
+        ):
             key = keys[position] if keys else text_key(record["text"], params.seed)
             split = assignment[key] if assignment is not None else split_at(unit_position(key), params.fractions)
             writers[split].write(record)

@@ -11,6 +11,8 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,7 @@ import numpy as np
 from mlfilter.errors import MlfilterError
 from mlfilter.logs import progress
 from mlfilter.params import TaskParams
-from mlfilter.records import RecordFormatError, RecordLocation, expand_inputs, iter_records
+from mlfilter.records import RecordFormatError, RecordLocation, count_records, expand_inputs, iter_records
 from mlfilter.reports import StageCounts
 from mlfilter.scores import round_half_up
 from mlfilter.weights import record_weight
@@ -85,23 +87,24 @@ def read_labeled(
     weights: list[float | None] = []
     languages: list[str | None] = []
     counts = StageCounts()
-    for path in files:
-        for location, record in progress(iter_records(path), desc=f"read {path}", unit="doc"):
-            text = _text(record, location, text_column)
-            labels = _labels(record, location, label_column, tasks, integer_labels)
-            if not text.strip():
-                counts.drop("empty_text")
-            elif all(math.isnan(v) for v in labels):
-                counts.drop("no_labels")
-            else:
-                counts.keep()
-                texts.append(text)
-                rows.append(labels)
-                raw_id = record.get("id")
-                ids.append(None if raw_id is None else str(raw_id))
-                weights.append(record_weight(record, location))
-                language = record.get("language")
-                languages.append(language if isinstance(language, str) and language else None)
+    name = Path(inputs).name if isinstance(inputs, str) else "labels"
+    records = chain.from_iterable(iter_records(path) for path in files)
+    for location, record in progress(records, desc=f"train: read {name}", total=count_records(files), unit="doc"):
+        text = _text(record, location, text_column)
+        labels = _labels(record, location, label_column, tasks, integer_labels)
+        if not text.strip():
+            counts.drop("empty_text")
+        elif all(math.isnan(v) for v in labels):
+            counts.drop("no_labels")
+        else:
+            counts.keep()
+            texts.append(text)
+            rows.append(labels)
+            raw_id = record.get("id")
+            ids.append(None if raw_id is None else str(raw_id))
+            weights.append(record_weight(record, location))
+            language = record.get("language")
+            languages.append(language if isinstance(language, str) and language else None)
     labels_array = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(tasks))
     weight_array = None
     if any(w is not None for w in weights):

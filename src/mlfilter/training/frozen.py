@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 from transformers import PreTrainedTokenizerBase
 
-from mlfilter.logs import progress
+from mlfilter.logs import progress_bar
 from mlfilter.modeling import AnnotatorModel
 from mlfilter.reports import Stopwatch
 from mlfilter.training.embedding_cache import EmbeddingCache, encoder_fingerprint, text_keys
@@ -113,7 +113,8 @@ class Embedder:
             if self.precision in ("bf16", "fp16")
             else contextlib.nullcontext()
         )
-        for start in progress(range(0, len(texts), SHARD_SIZE), desc=desc, unit="shard"):
+        bar = progress_bar(desc=f"train: {desc}", total=len(texts), unit="doc")
+        for start in range(0, len(texts), SHARD_SIZE):
             shard = np.arange(start, min(start + SHARD_SIZE, len(texts)))
             order = shard[np.argsort(lengths[shard], kind="stable")]
             out = np.empty((len(shard), model.embedding_size), dtype=np.float32)
@@ -126,7 +127,9 @@ class Embedder:
                 with torch.inference_mode(), autocast:
                     pooled = model.embed(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
                 out[rows - start] = pooled.float().cpu().numpy()
+                bar.update(len(rows))
             self.cache.add(keys[shard], out)
+        bar.close()
         return int(lengths.sum())
 
 

@@ -515,7 +515,7 @@ def _prepare_trainer(
     stats = EmbeddingStats()
     datasets = []
     for split, data in (("train", train), ("val", val)):
-        embeddings, split_stats = embedder.embed(data.texts, desc=f"embed {split}")
+        embeddings, split_stats = embedder.embed(data.texts, desc=f"embed {split} documents")
         stats.add(split_stats)
         datasets.append(EmbeddingDataset(embeddings, data.labels, data.weights))
     trainer = build_trainer(

@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from mlfilter.errors import MlfilterError
-from mlfilter.logs import progress
+from mlfilter.logs import progress_bar
 from mlfilter.records import ShardedWriter, iter_records
 from mlfilter.reports import StageCounts, Stopwatch, write_report
 from mlfilter.sampling.langid import CONFIDENCE_BINS, language_identifier
 from mlfilter.sampling.params import SampleParams
 from mlfilter.sampling.reservoir import KEY_DTYPE, Selection, select
-from mlfilter.sampling.sources import resolve_inputs
+from mlfilter.sampling.sources import input_size, resolve_inputs
 from mlfilter.sampling.worker import FileSettings, FileSummary, FileTask, process_file
 
 log = logging.getLogger("mlfilter.sample")
@@ -98,15 +98,18 @@ def run_tasks(tasks: list[FileTask], workers: int, *, stop_on_error: bool) -> li
             summaries[task.index] = summary
     if summaries:
         log.info("sample: %d of %d files already done by an earlier run", len(summaries), len(tasks))
-    records_bar = tqdm(
-        desc="sample: records",
-        unit="record",
-        mininterval=1.0,
-        dynamic_ncols=True,
-        disable=os.environ.get("MLFILTER_PROGRESS", "1") == "0",
-    )
-    with records_bar, closing(_completed(pending, min(workers, len(pending)), records_bar)) as completed:
-        for task, summary in progress(completed, desc="sample: files", total=len(pending), unit="file"):
+    pending = [dataclasses.replace(task, size=input_size(task.file.path)) for task in pending]
+    sizes = [task.size for task in pending]
+    if None in sizes:  # a remote file of unknown size: the bar counts files
+        bar = progress_bar(desc="sample: input files", total=len(pending), unit="file")
+        on_bytes = None
+    else:
+        bar = progress_bar(desc="sample: input", total=sum(sizes), unit="B", unit_scale=True)
+        on_bytes = bar.update
+    with bar, closing(_completed(pending, min(workers, len(pending)), on_bytes)) as completed:
+        for task, summary in completed:
+            if on_bytes is None:
+                bar.update()
             summaries[task.index] = summary
             if summary.error is not None:
                 log.warning("%s (%s)", summary.error["message"], summary.error["reason"])
@@ -117,10 +120,13 @@ def run_tasks(tasks: list[FileTask], workers: int, *, stop_on_error: bool) -> li
     return [summaries[task.index] for task in tasks]
 
 
-def _completed(tasks: list[FileTask], workers: int, records_bar: tqdm) -> Iterator[tuple[FileTask, FileSummary]]:
+def _completed(
+    tasks: list[FileTask], workers: int, on_bytes: Callable[[int], None] | None
+) -> Iterator[tuple[FileTask, FileSummary]]:
+    """Process ``tasks``, ``workers`` files at a time; ``on_bytes(n)``: ``n`` further input bytes were read."""
     if workers <= 1:
         for task in tasks:
-            yield task, process_file(task, records_bar.update)
+            yield task, process_file(task, on_bytes)
         return
     counter = multiprocessing.get_context("spawn").Value("q", 0)
     pool = ProcessPoolExecutor(
@@ -131,28 +137,31 @@ def _completed(tasks: list[FileTask], workers: int, records_bar: tqdm) -> Iterat
         remaining = set(futures)
         while remaining:
             done, remaining = wait(remaining, timeout=1.0, return_when=FIRST_COMPLETED)
-            records_bar.update(counter.value - records_bar.n)
+            if on_bytes is not None:
+                with counter.get_lock():
+                    read, counter.value = counter.value, 0
+                on_bytes(read)
             for future in sorted(done, key=lambda f: futures[f].index):
                 yield futures[future], future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-_records_counter: Any = None
+_bytes_counter: Any = None
 
 
 def _init_worker(counter: Any) -> None:
-    global _records_counter
-    _records_counter = counter
+    global _bytes_counter
+    _bytes_counter = counter
 
 
-def _count_records(n: int) -> None:
-    with _records_counter.get_lock():
-        _records_counter.value += n
+def _count_bytes(n: int) -> None:
+    with _bytes_counter.get_lock():
+        _bytes_counter.value += n
 
 
 def _process_in_worker(task: FileTask) -> FileSummary:
-    return process_file(task, _count_records)
+    return process_file(task, _count_bytes)
 
 
 def select_candidates(finished: list[tuple[FileTask, FileSummary]], params: SampleParams) -> Selection:
@@ -186,10 +195,14 @@ def write_sample(
     tmp = output.parent / f".{output.name}.tmp-{os.getpid()}"
     tmp.mkdir(parents=True)
     start = 0
+    bar = progress_bar(desc="sample: writing", total=int(selection.kept.sum()), unit="doc")
     try:
-        with ShardedWriter(
-            tmp, suffix=f".jsonl.{params.compression}", records_per_shard=params.records_per_shard
-        ) as writer:
+        with (
+            ShardedWriter(
+                tmp, suffix=f".jsonl.{params.compression}", records_per_shard=params.records_per_shard
+            ) as writer,
+            bar,
+        ):
             for task, summary in finished:
                 kept = selection.kept[start : start + summary.candidates]
                 start += summary.candidates
@@ -197,6 +210,7 @@ def write_sample(
                     for row, (_, record) in enumerate(iter_records(str(task.spool_path))):
                         if kept[row]:
                             writer.write(record)
+                            bar.update()
         shards = [path.name for path in writer.shards]
         replace_folder(tmp, output)
     except BaseException:

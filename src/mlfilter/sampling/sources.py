@@ -205,6 +205,24 @@ def resolve_inputs(sources: Iterable[SourceParams], seed: int, *, retries: int, 
     return list(files.values())
 
 
+def input_size(path: str) -> int | None:
+    """The size of ``path`` in bytes: from the file system, or remotely as the server states it (an HTTP
+    ``HEAD``, an S3 ``HeadObject``); None where it cannot be known (the progress bar then counts files)."""
+    if not is_remote(path):
+        try:
+            return os.path.getsize(path)
+        except OSError:
+            return None
+    import fsspec
+
+    try:
+        fs, fs_path = fsspec.core.url_to_fs(path)
+        size = fs.size(fs_path)
+    except Exception:  # unreachable or refusing HEAD: reading the file reports why
+        return None
+    return int(size) if size is not None else None
+
+
 def file_identity(path: str) -> str:
     """What identifies the content of ``path`` for resuming: size and mtime locally, the URL remotely."""
     if is_remote(path):

@@ -47,7 +47,8 @@ from mlfilter.sampling.sources import InputFile, file_identity, is_transient, op
 
 #: Bumped when the work files' content changes meaning, so old ones are not reused.
 WORK_FORMAT = 2
-PROGRESS_EVERY = 1000
+#: How often (seconds) a file's reading position is reported to the progress bar.
+PROGRESS_INTERVAL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ class FileTask:
     file: InputFile
     settings: FileSettings
     work_prefix: str
+    #: The file's size in bytes where known (the progress bar counts bytes read), else None.
+    size: int | None = None
 
     @property
     def spool_path(self) -> Path:
@@ -188,18 +191,40 @@ class DocumentFilters:
         return None
 
 
-def process_file(task: FileTask, on_records: Callable[[int], None] | None = None) -> FileSummary:
+class ByteProgress:
+    """Reports how far into its file a task has read to ``on_bytes(new_bytes)``: at most every
+    ``PROGRESS_INTERVAL_S`` seconds, and never the same bytes twice (a retried file is read again from
+    its start)."""
+
+    def __init__(self, on_bytes: Callable[[int], None] | None) -> None:
+        self.on_bytes = on_bytes
+        self.reached = 0
+        self.last = time.perf_counter()
+
+    def at(self, position: int, *, final: bool = False) -> None:
+        """The file is read up to byte ``position``; ``final`` reports it whatever the time since the last."""
+        if self.on_bytes is None or position <= self.reached:
+            return
+        now = time.perf_counter()
+        if final or now - self.last >= PROGRESS_INTERVAL_S:
+            self.on_bytes(position - self.reached)
+            self.reached, self.last = position, now
+
+
+def process_file(task: FileTask, on_bytes: Callable[[int], None] | None = None) -> FileSummary:
     """Process one input file (retrying network failures) and write its work files.
 
+    ``on_bytes(n)`` is told of every ``n`` further bytes of the file read (all of ``task.size`` by the end).
     A file that cannot be read to its end gives a summary with ``error`` set: ``reason`` and a message
     naming the file and the offset or line; the records read before the damage count as usual. A file
     still unreachable after the retries is not marked done, so the next run tries it again.
     """
     start = time.perf_counter()
     path = task.file.path
+    progress = ByteProgress(on_bytes)
     try:
         return with_retries(
-            lambda: _process_once(task, on_records),
+            lambda: _process_once(task, progress),
             path,
             retries=task.settings.retries,
             backoff_s=task.settings.retry_backoff_s,
@@ -210,6 +235,8 @@ def process_file(task: FileTask, on_records: Callable[[int], None] | None = None
             raise
         seconds = round(time.perf_counter() - start, 3)
         return FileSummary(path, error={"reason": reason, "message": f"{path}: {exc}"}, seconds=seconds)
+    finally:
+        progress.at(task.size or 0, final=True)
 
 
 def _failure_reason(error: Exception, path: str) -> str | None:
@@ -222,19 +249,19 @@ def _failure_reason(error: Exception, path: str) -> str | None:
     return None
 
 
-def _process_once(task: FileTask, on_records: Callable[[int], None] | None) -> FileSummary:
+def _process_once(task: FileTask, progress: ByteProgress) -> FileSummary:
     start = time.perf_counter()
     settings = task.settings
     filters = DocumentFilters(settings)
     fraction_limits = {lang: fraction_threshold(f) for lang, f in settings.fractions}
     dropped: Counter[str] = Counter()
     keys: list[tuple] = []
-    records = reported = 0
+    records = 0
     error = None
     reader = _reader(task)
     with RecordWriter(task.spool_path) as spool:
         try:
-            for item in _items(task, reader):
+            for item, position in _items(task, reader):
                 if isinstance(item, Dropped):
                     records += item.count
                     dropped[item.reason] += item.count
@@ -251,13 +278,9 @@ def _process_once(task: FileTask, on_records: Callable[[int], None] | None) -> F
                             spool.write(item.to_record())
                     if reason is not None:
                         dropped[reason] += 1
-                if on_records is not None and records - reported >= PROGRESS_EVERY:
-                    on_records(records - reported)
-                    reported = records
+                progress.at(position)
         except InputFileError as exc:
             error = {"reason": exc.reason, "message": str(exc)}
-    if on_records is not None:
-        on_records(records - reported)
     with atomic_open(task.keys_path, "wb") as handle:
         np.save(handle, np.array(keys, dtype=KEY_DTYPE), allow_pickle=False)
     summary = FileSummary(
@@ -281,9 +304,14 @@ def _reader(task: FileTask) -> WarcDocumentReader | JsonDocumentReader:
     return JsonDocumentReader(dict(task.file.fields), task.settings.on_error)
 
 
-def _items(task: FileTask, reader: WarcDocumentReader | JsonDocumentReader) -> Iterator[SampleDocument | Dropped]:
+def _items(
+    task: FileTask, reader: WarcDocumentReader | JsonDocumentReader
+) -> Iterator[tuple[SampleDocument | Dropped, int]]:
+    """Each item of the file with the byte position read up to in the file (0 where not known: JSONL/Parquet)."""
     if isinstance(reader, JsonDocumentReader):
-        yield from reader.read(task.file.path)
+        for item in reader.read(task.file.path):
+            yield item, 0
         return
     with open_stream(task.file.path) as raw:
-        yield from reader.read(raw, task.file.path)
+        for item in reader.read(raw, task.file.path):
+            yield item, raw.tell()

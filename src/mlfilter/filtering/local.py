@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 from dataclasses import replace
 from typing import Any
 
@@ -50,19 +50,26 @@ class _Worker:
 
 
 _WORKER: _Worker | None = None
+_SCORED: Any = None  # documents scored by all workers since the driver last looked (a shared integer)
 
 
-def _init_worker(devices: Any, model_path: str, options: ScoringParams, threads: int) -> None:
-    global _WORKER
+def _init_worker(devices: Any, model_path: str, options: ScoringParams, threads: int, scored: Any) -> None:
+    global _WORKER, _SCORED
     device = devices.get()
     if device == "cpu":
         torch.set_num_threads(threads)
     _WORKER = _Worker(model_path, replace(options, device=device))
+    _SCORED = scored
+
+
+def _count_scored(documents: int) -> None:
+    with _SCORED.get_lock():
+        _SCORED.value += documents
 
 
 def _score_in_worker(job: ShardJob, settings: ShardSettings, fingerprint: str) -> ShardOutcome:
     assert _WORKER is not None
-    return score_shard(job, settings, fingerprint, _WORKER.scorer)
+    return score_shard(job, settings, fingerprint, _WORKER.scorer, _count_scored)
 
 
 class LocalEngine:
@@ -78,6 +85,7 @@ class LocalEngine:
         self.options = options
         self._pool: ProcessPoolExecutor | None = None
         self._local: _Worker | None = None
+        self._scored: Any = None
 
     def __enter__(self) -> LocalEngine:
         if len(self.devices) == 1:
@@ -88,11 +96,12 @@ class LocalEngine:
         for device in self.devices:
             queue.put(device)
         threads = max(1, (os.cpu_count() or 1) // len(self.devices))
+        self._scored = context.Value("q", 0)
         self._pool = ProcessPoolExecutor(
             max_workers=len(self.devices),
             mp_context=context,
             initializer=_init_worker,
-            initargs=(queue, self.model_path, self.options, threads),
+            initargs=(queue, self.model_path, self.options, threads, self._scored),
         )
         log.info("local engine: %d worker processes on %s", len(self.devices), ", ".join(sorted(set(self.devices))))
         return self
@@ -105,17 +114,29 @@ class LocalEngine:
             self._pool = None
 
     def score(
-        self, jobs: Sequence[ShardJob], settings: ShardSettings, fingerprints: dict[int, str]
+        self,
+        jobs: Sequence[ShardJob],
+        settings: ShardSettings,
+        fingerprints: dict[int, str],
+        on_documents: Callable[[int], None] | None = None,
     ) -> Iterator[ShardOutcome]:
-        """Score shards into their attribute files; outcomes in completion order."""
+        """Score shards into their attribute files; outcomes in completion order. ``on_documents(n)`` is told
+        of every ``n`` further documents scored (from worker processes: about once a second)."""
         if self._local is not None:
             for job in jobs:
-                yield score_shard(job, settings, fingerprints[job.index], self._local.scorer)
+                yield score_shard(job, settings, fingerprints[job.index], self._local.scorer, on_documents)
             return
         assert self._pool is not None
-        yield from _completed(
-            [self._pool.submit(_score_in_worker, job, settings, fingerprints[job.index]) for job in jobs]
-        )
+        futures = [self._pool.submit(_score_in_worker, job, settings, fingerprints[job.index]) for job in jobs]
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, timeout=1.0, return_when=FIRST_COMPLETED)
+            with self._scored.get_lock():
+                scored, self._scored.value = self._scored.value, 0
+            if on_documents is not None and scored:
+                on_documents(scored)
+            for future in done:
+                yield future.result()
 
     def apply(
         self,

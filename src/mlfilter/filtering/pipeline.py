@@ -32,8 +32,9 @@ from mlfilter.filtering.shards import (
     scoring_fingerprint,
     source_fingerprints,
 )
-from mlfilter.logs import progress
+from mlfilter.logs import progress_bar
 from mlfilter.params import to_plain
+from mlfilter.records import count_records
 from mlfilter.reports import Stopwatch
 
 log = logging.getLogger("mlfilter.filter")
@@ -210,14 +211,16 @@ def run_filter(
     failures: dict[int, ShardOutcome] = {}
     scored_documents = scored_tokens = 0
     worker_seconds = 0.0
+    records = {job.index: count_records([job.source]) for job in to_score}
     with make_engine(params) as engine:
         scoring_watch = Stopwatch()
-        outcomes = engine.score(to_score, settings, fingerprints)
-        for outcome in progress(outcomes, desc="filter: scoring", total=len(to_score), unit="shard"):
-            if _succeeded(outcome, jobs, failures):
-                scored_documents += outcome.documents
-                scored_tokens += outcome.tokens
-                worker_seconds += outcome.seconds
+        with progress_bar(desc="filter: scoring", total=sum(records.values()), unit="doc") as bar:
+            for outcome in engine.score(to_score, settings, fingerprints, bar.update):
+                if _succeeded(outcome, jobs, failures):
+                    scored_documents += outcome.documents
+                    scored_tokens += outcome.tokens
+                    worker_seconds += outcome.seconds
+            bar.update(max(0, bar.total - bar.n))  # the records that were not documents, and failed shards' rest
         scoring_seconds = scoring_watch.seconds
         ready = [job for job in jobs if job.index not in failures]
         if failures and params.on_bad_shard == "fail" and params.keep.rule in RANKING_RULES:
@@ -231,9 +234,12 @@ def run_filter(
         to_apply = [
             job for job in ready if not marker_matches(job.output_marker, apply_fingerprints[job.index], job.output)
         ]
-        outcomes = engine.apply(to_apply, settings, decisions, apply_fingerprints)
-        for outcome in progress(outcomes, desc="filter: writing", total=len(to_apply), unit="shard"):
-            _succeeded(outcome, jobs, failures)
+        records.update({job.index: count_records([job.source]) for job in to_apply if job.index not in records})
+        total = sum(records[job.index] for job in to_apply)
+        with progress_bar(desc="filter: writing", total=total, unit="doc") as bar:
+            for outcome in engine.apply(to_apply, settings, decisions, apply_fingerprints):
+                _succeeded(outcome, jobs, failures)
+                bar.update(records[outcome.index])
     summary = summarize(jobs, failures, task_names, settings.histogram_edges)
     rate = 1.0 / scoring_seconds if scored_documents else 0.0
     metrics = build_metrics(

@@ -251,9 +251,14 @@ class RayEngine:
         return max(1, int(resources.get("CPU", 1) // (2 * self.params.cpus_per_actor))), 0
 
     def score(
-        self, jobs: Sequence[ShardJob], settings: ShardSettings, fingerprints: dict[int, str]
+        self,
+        jobs: Sequence[ShardJob],
+        settings: ShardSettings,
+        fingerprints: dict[int, str],
+        on_documents: Callable[[int], None] | None = None,
     ) -> Iterator[ShardOutcome]:
-        """Score shards through a Ray Data pipeline; outcomes in shard order as shards complete."""
+        """Score shards through a Ray Data pipeline; outcomes in shard order as shards complete.
+        ``on_documents(n)`` is told of every ``n`` further documents scored."""
         if not jobs:
             return
         ray = _ray()
@@ -290,6 +295,8 @@ class RayEngine:
         writer = _DriverWriter(by_index, settings, fingerprints)
         for table in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
             yield from writer.consume(table)
+            if on_documents is not None:
+                on_documents(table["kind"].to_pylist().count("doc"))
 
     def apply(
         self,

@@ -31,7 +31,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -515,8 +515,16 @@ def _labels_row(row: Sequence[float]) -> list[int | None]:
     return [None if not np.isfinite(value) else int(value) for value in row]
 
 
-def score_shard(job: ShardJob, settings: ShardSettings, fingerprint: str, scorer: Any) -> ShardOutcome:
-    """Step 1 for one shard: score every valid document into the attributes file, then the marker."""
+def score_shard(
+    job: ShardJob,
+    settings: ShardSettings,
+    fingerprint: str,
+    scorer: Any,
+    on_documents: Callable[[int], None] | None = None,
+) -> ShardOutcome:
+    """Step 1 for one shard: score every valid document into the attributes file, then the marker.
+
+    ``on_documents(n)`` is told of every ``n`` further documents scored."""
     start = time.perf_counter()
     remove_leftovers(job)
     reader = ShardReader(job.source, settings.fields, settings.on_bad_record)
@@ -527,6 +535,8 @@ def score_shard(job: ShardJob, settings: ShardSettings, fingerprint: str, scorer
             empty = np.fromiter((is_empty_text(d.text) for d in docs), bool, len(docs))
             labels = getattr(scored, "labels", None)
             writer.add([d.id for d in docs], [d.language for d in docs], scored.scores, scored.tokens, empty, labels)
+            if on_documents is not None:
+                on_documents(len(docs))
     except (MlfilterError, OSError) as exc:
         writer.abort()
         return ShardOutcome(job.index, "score", str(exc), reader.seen, 0, time.perf_counter() - start)

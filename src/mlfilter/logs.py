@@ -96,6 +96,14 @@ def progress_bar(*, desc: str, total: float, unit: str, unit_scale: bool = False
     )
 
 
+def quiet_model_loading() -> None:
+    """Turn off the bars transformers and huggingface_hub draw while loading weights ("Loading weights"):
+    unlabelled, and over in a second for the models a stage loads. Call before ``from_pretrained``."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+
 def progress(iterable: Iterable[T], *, desc: str, total: int, unit: str) -> Iterator[T]:
     """``iterable`` through a :func:`progress_bar` of ``total`` steps (closed when the iteration ends)."""
     with progress_bar(desc=desc, total=total, unit=unit) as bar:

@@ -31,6 +31,7 @@ import torch
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.params import ChunkAggregate, ScoringParams
 from mlfilter.filtering.tokenize import DocumentTokenizer, Tokenized, TokenizerPool, default_workers
+from mlfilter.logs import quiet_model_loading
 
 T = TypeVar("T")
 log = logging.getLogger("mlfilter.filter")
@@ -333,6 +334,7 @@ def load_model(model_path: str, device: str = "auto", dtype: str = "auto") -> tu
     if not os.path.isdir(model_path):
         raise MlfilterError(f"{model_path}: model folder not found (train one with `dvc repro train`)")
     target = resolve_device(device)
+    quiet_model_loading()
     try:
         model = AnnotatorModel.from_pretrained(model_path, attn_implementation="sdpa")
     except (ValueError, ImportError) as exc:

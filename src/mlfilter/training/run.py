@@ -38,6 +38,7 @@ from mlfilter.classifiers.base import ENCODER
 from mlfilter.embedded import resolve_model
 from mlfilter.errors import MlfilterError
 from mlfilter.export import EXPORT_FOLDER, export_sequence_classifier
+from mlfilter.logs import quiet_model_loading
 from mlfilter.modeling import AnnotatorModel
 from mlfilter.params import TaskParams, to_plain
 from mlfilter.reports import Stopwatch
@@ -83,6 +84,7 @@ class TrainingResult:
 def load_base(params: TrainingParams, tasks: Sequence[TaskParams]) -> tuple[AnnotatorModel, PreTrainedTokenizerBase]:
     """A new :class:`AnnotatorModel` on the base encoder named in params, and the encoder's tokenizer."""
     location = resolve_model(params.base_model)
+    quiet_model_loading()
     try:
         tokenizer = AutoTokenizer.from_pretrained(location.path, **location.from_pretrained_kwargs())
         model = AnnotatorModel.from_encoder(

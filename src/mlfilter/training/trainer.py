@@ -8,6 +8,7 @@ named validation metric, early stopping, and DVCLive curves.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,12 +18,24 @@ import numpy as np
 import torch
 from dvclive import Live
 from torch.utils.data import Dataset
-from transformers import EarlyStoppingCallback, PreTrainedTokenizerBase, Trainer, TrainingArguments
+from tqdm.auto import tqdm
+from transformers import (
+    EarlyStoppingCallback,
+    PreTrainedTokenizerBase,
+    ProgressCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 from transformers.integrations import DVCLiveCallback
+from transformers.trainer_utils import has_length
 
+from mlfilter.logs import progress_bar
 from mlfilter.params import ParamsError, TaskParams
 from mlfilter.training.metrics import trainer_metrics
 from mlfilter.training.params import TrainingParams, greater_is_better, metric_key
+
+log = logging.getLogger(__name__)
 
 #: Training arguments recorded as DVCLive params (reports/train/params.yaml): the ones that shape a run.
 LOGGED_ARGUMENTS = (
@@ -84,6 +97,59 @@ class TrainingCurvesCallback(DVCLiveCallback):
         kept = {key: value for key, value in (logs or {}).items() if key in self.keys}
         if kept:
             super().on_log(args, state, control, logs=kept, **kwargs)
+
+
+class TrainingProgress(TrainerCallback):
+    """The Trainer's progress on mlfilter's bars: ``train: steps`` (optimisation steps) and, per evaluation,
+    ``train: validation batches`` (no bar for a one-batch evaluation). It takes the place of transformers'
+    ``ProgressCallback``, whose bars carry no label and which draws a ``1/1`` bar for each evaluation of a
+    small validation set; the Trainer's log lines go to the log instead of through the bar."""
+
+    def __init__(self) -> None:
+        self.training_bar: tqdm | None = None
+        self.prediction_bar: tqdm | None = None
+
+    def on_train_begin(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            self.training_bar = progress_bar(desc="train: steps", total=state.max_steps, unit="step")
+            self.training_bar.update(state.global_step)
+
+    def on_step_end(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.training_bar is not None:
+            self.training_bar.update(state.global_step - self.training_bar.n)
+
+    def on_prediction_step(
+        self, args: TrainingArguments, state: Any, control: Any, eval_dataloader: Any = None, **kwargs: Any
+    ) -> None:
+        if state.is_world_process_zero and has_length(eval_dataloader):
+            if self.prediction_bar is None:
+                total = len(eval_dataloader)
+                self.prediction_bar = progress_bar(desc="train: validation batches", total=total, unit="batch")
+            self.prediction_bar.update()
+
+    def _close_prediction_bar(self) -> None:
+        if self.prediction_bar is not None:
+            self.prediction_bar.close()
+            self.prediction_bar = None
+
+    def on_evaluate(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
+        self._close_prediction_bar()
+
+    def on_predict(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
+        self._close_prediction_bar()
+
+    def on_log(
+        self, args: TrainingArguments, state: Any, control: Any, logs: dict | None = None, **kwargs: Any
+    ) -> None:
+        if state.is_world_process_zero and logs:
+            shown = {key: f"{value:.4g}" if isinstance(value, float) else value for key, value in logs.items()}
+            shown.pop("total_flos", None)
+            log.info("train: step %d: %s", state.global_step, shown)
+
+    def on_train_end(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.training_bar is not None:
+            self.training_bar.close()
+            self.training_bar = None
 
 
 def resolve_precision(requested: str) -> str:
@@ -158,7 +224,7 @@ def build_trainer(
     callbacks: list[Any] = [TrainingCurvesCallback(live, [task.name for task in tasks])]
     if params.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(params.early_stopping_patience, params.early_stopping_threshold))
-    return Trainer(
+    trainer = Trainer(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -168,6 +234,9 @@ def build_trainer(
         compute_metrics=trainer_metrics(tasks, params.is_regression),
         callbacks=callbacks,
     )
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(TrainingProgress())
+    return trainer
 
 
 def has_checkpoint(folder: Path) -> bool:

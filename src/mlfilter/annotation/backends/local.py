@@ -27,6 +27,7 @@ from mlfilter.annotation.params import AnnotatorParams
 from mlfilter.annotation.truncation import load_tokenizer
 from mlfilter.embedded import resolve_model
 from mlfilter.errors import MlfilterError
+from mlfilter.logs import quiet_model_loading
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def load_model(name: str, device: str, dtype: str) -> Any:
     from transformers import AutoModelForCausalLM
 
     location = resolve_model(name)
+    quiet_model_loading()
     started = time.perf_counter()
     try:
         model = AutoModelForCausalLM.from_pretrained(

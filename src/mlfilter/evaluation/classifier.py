@@ -101,6 +101,7 @@ def predict_scores(
     long_documents: str = "truncate",
     device: str = "auto",
     dtype: str = "auto",
+    desc: str | None = None,
 ) -> tuple[np.ndarray, list[str], np.ndarray | None]:
     """Score texts with a saved model of any kind (:mod:`mlfilter.classifiers`): ``(scores[doc, task], task names,
     labels[doc, task])``, the labels being a classification head's argmax (None for regression heads and other
@@ -108,7 +109,8 @@ def predict_scores(
 
     Runs through the filter stage's scoring engine (:func:`mlfilter.filtering.engine.score_documents`), so
     the test split is scored exactly as the filter will score the corpus: same tokenization, long-text
-    handling, length-sorted batches under ``torch.inference_mode()`` and precision.
+    handling, length-sorted batches under ``torch.inference_mode()`` and precision. ``desc`` labels a progress
+    bar of an encoder's token windows.
     """
     from mlfilter.classifiers.base import ENCODER, classifier_kind, load_classifier
     from mlfilter.filtering.engine import load_model, score_documents
@@ -117,7 +119,7 @@ def predict_scores(
         classifier = load_classifier(model_dir)
         return np.asarray(classifier.predict(list(texts)), dtype=np.float64), list(classifier.task_names), None
     model, tokenizer = load_model(model_dir, device, dtype)
-    scored = score_documents(model, tokenizer, texts, max_length=max_length, long_documents=long_documents)
+    scored = score_documents(model, tokenizer, texts, desc, max_length=max_length, long_documents=long_documents)
     labels = None if scored.labels is None else np.asarray(scored.labels, dtype=np.float64)
     return np.asarray(scored.scores, dtype=np.float64), list(model.config.task_names), labels
 

@@ -92,6 +92,7 @@ def run_evaluate(
         long_documents=params.long_documents,
         device=params.device,
         dtype=params.dtype,
+        desc="evaluate: scoring the test split",
     )
     columns = task_columns(model_tasks, tasks)
     predictions = raw[:, columns]

@@ -31,7 +31,7 @@ import torch
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.params import ChunkAggregate, ScoringParams
 from mlfilter.filtering.tokenize import DocumentTokenizer, Tokenized, TokenizerPool, default_workers
-from mlfilter.logs import quiet_model_loading
+from mlfilter.logs import progress_bar, quiet_model_loading
 
 T = TypeVar("T")
 log = logging.getLogger("mlfilter.filter")
@@ -164,9 +164,12 @@ class ModelRunner:
             self._copy_stream = torch.cuda.Stream(self.device)
         return self._copy_stream
 
-    def __call__(self, tokenized: Tokenized) -> tuple[np.ndarray, np.ndarray | None]:
+    def __call__(
+        self, tokenized: Tokenized, on_windows: Callable[[int], None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Scores ``[documents, tasks]`` in document order (NaN for a document without windows), and the argmax
-        labels of classification heads (None for regression heads; see :class:`ScoredDocuments`)."""
+        labels of classification heads (None for regression heads; see :class:`ScoredDocuments`);
+        ``on_windows(n)`` is told of each batch of ``n`` windows run."""
         lengths = tokenized.lengths
         config = self.model.config
         window_scores = np.empty((len(lengths), self.num_tasks), dtype=np.float32)
@@ -182,6 +185,8 @@ class ModelRunner:
                 ids, mask = self._to_device(tokenized, batch, number % 2)
                 embeddings = self.model.embed(ids, mask).float()
                 outputs.append((batch, self.model.forward_embeddings(embeddings)))
+                if on_windows is not None:
+                    on_windows(len(batch))
             for batch, output in outputs:
                 window_scores[batch] = output.scores.float().cpu().numpy()
                 if window_probabilities is not None:
@@ -249,10 +254,15 @@ class Scorer:
         """Tokenizer processes of :meth:`score_stream` (``options.tokenize_workers``; 0 picks by device)."""
         return self.options.tokenize_workers or default_workers(self.runner.device.type)
 
-    def score(self, texts: Sequence[str]) -> ScoredDocuments:
-        """Score a list of texts in this process; results in input order."""
+    def score(self, texts: Sequence[str], desc: str | None = None) -> ScoredDocuments:
+        """Score a list of texts in this process; results in input order. With ``desc``, a progress bar so
+        labelled counts the token windows run (one per document, more with ``long_documents: chunk``)."""
         tokenized = self.tokenizer(texts)
-        scores, labels = self.runner(tokenized)
+        if desc is None:
+            scores, labels = self.runner(tokenized)
+        else:
+            with progress_bar(desc=desc, total=len(tokenized.lengths), unit="window") as bar:
+                scores, labels = self.runner(tokenized, bar.update)
         return ScoredDocuments(scores, tokenized.tokens, labels)
 
     def score_stream(
@@ -291,9 +301,12 @@ def score_texts(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], **
     return score_documents(model, tokenizer, texts, **options).scores
 
 
-def score_documents(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], **options: Any) -> ScoredDocuments:
-    """:func:`score_texts` with the token counts and the argmax labels of classification heads."""
-    return Scorer(model, tokenizer, dataclasses.replace(ScoringParams(), **options)).score(texts)
+def score_documents(
+    model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], desc: str | None = None, **options: Any
+) -> ScoredDocuments:
+    """:func:`score_texts` with the token counts and the argmax labels of classification heads; ``desc`` labels a
+    progress bar (see :meth:`Scorer.score`)."""
+    return Scorer(model, tokenizer, dataclasses.replace(ScoringParams(), **options)).score(texts, desc)
 
 
 def resolve_device(name: str) -> torch.device:

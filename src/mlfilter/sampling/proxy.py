@@ -135,7 +135,7 @@ def proxy_scores(texts: Sequence[str], task: TaskParams, *, model: str | None, t
     if classifier_kind(model) == ENCODER:
         from mlfilter.evaluation.classifier import predict_scores
 
-        scores, names, _ = predict_scores(model, texts)
+        scores, names, _ = predict_scores(model, texts, desc="proxy_sample: scoring documents")
     else:
         classifier = load_classifier(model)
         scores, names = classifier.predict(texts), classifier.task_names

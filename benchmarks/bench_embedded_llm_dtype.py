@@ -7,7 +7,7 @@ score mode reads the next-token distribution from exactly that), with the model 
 CPUs with native bfloat16 (AVX512-BF16, AMX) — and the GGUF file loaded as it ships, in both dtypes. Prints
 each median time per batch and the ratios against float32, side by side.
 
-    python benchmarks/bench_embedded_llm_dtype.py [PATH] [--docs 8] [--tokens 384] [--repeats 5]
+    python benchmarks/bench_embedded_llm_dtype.py [PATH] [--docs 8] [--tokens 384] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--docs", type=int, default=8, help="documents per batch (the local backend's batch)")
     parser.add_argument("--tokens", type=int, default=384, help="tokens per document (the demo's max_document_tokens)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     quiet_model_loading()

@@ -34,3 +34,25 @@ def test_converted_once_and_identical_to_the_gguf(tmp_path: Path, monkeypatch: p
     reference = AutoModelForCausalLM.from_pretrained(package, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
     with torch.no_grad():
         assert torch.equal(converted(ids).logits, reference(ids).logits)
+
+
+def test_bfloat16_conversion_drops_the_float32_advice(tmp_path: Path) -> None:
+    """transformers advises float32 for a GGUF loaded in bfloat16; measured wrong here
+    (benchmarks/bench_embedded_llm_dtype.py), so the conversion drops that one message, and only it."""
+    pytest.importorskip("torch")
+    import logging
+
+    from mlfilter.embedded import converted_gguf, smollm2_gguf
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    quantizer_log = logging.getLogger("transformers.quantizers.quantizer_gguf")
+    quantizer_log.addHandler(handler)
+    try:
+        folder = converted_gguf(smollm2_gguf(), cache=tmp_path, dtype="bfloat16")
+        quantizer_log.warning("another message of the GGUF quantizer")
+    finally:
+        quantizer_log.removeHandler(handler)
+    assert folder.name.endswith("-bfloat16") and (folder / "model.safetensors").is_file()
+    assert seen == ["another message of the GGUF quantizer"]

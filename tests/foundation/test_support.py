@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mlfilter import embedded
 from mlfilter.embedded import EMBEDDED_ENCODER, EMBEDDED_LLM, resolve_model, smollm2_gguf
 from mlfilter.errors import MlfilterError
 from mlfilter.logs import setup_logging
@@ -60,7 +61,10 @@ def test_stage_counts_balance() -> None:
         counts.check_balance()
 
 
-def test_embedded_models_resolve_to_installed_files() -> None:
+def test_embedded_models_resolve_to_installed_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        embedded, "hub_reachable", lambda: True
+    )  # without the hub: tests/foundation/test_hub_offline.py
     encoder = resolve_model(EMBEDDED_ENCODER)
     assert (Path(encoder.path) / "config.json").is_file()
     assert smollm2_gguf().is_file()

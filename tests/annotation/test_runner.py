@@ -325,3 +325,37 @@ def test_dry_run_scales_characters_by_the_servers_counts_once_known(
     second = [plan.tasks[0].requests[1].payload for _, plan in planned(Annotator("a", params, (EDUCATIONAL,)))]
     server_counts = sum(len(prompt_text(p)) // 4 for p in second)
     assert dry["prompt_tokens_to_send"] == pytest.approx(server_counts, rel=0.01)
+
+
+def test_the_documents_bar_counts_every_input_record_once(tmp_path: Path, cache_file: Path, monkeypatch) -> None:
+    """Duplicate texts (one request), an empty text, a broken line, requests failed for good, cache hits:
+    the bar's total is the input's record count and it ends there, on a first run and on a cached rerun."""
+    from mlfilter.annotation import runner
+
+    bars: list[Any] = []
+    original = runner.progress_bar
+
+    def recording_bar(**kwargs: Any) -> Any:
+        bars.append(original(**kwargs))
+        return bars[-1]
+
+    monkeypatch.setattr(runner, "progress_bar", recording_bar)
+    monkeypatch.setenv("MLFILTER_PROGRESS", "1")
+    docs = tmp_path / "docs.jsonl"
+    texts = ["Photosynthesis turns light into sugar.", "Photosynthesis turns light into sugar.", "   "]
+    texts += [f"Document {i} explains a topic of its own." for i in range(20)]
+    docs.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(texts)) + "{broken\n")
+    params = fast_params(max_retries=0, max_invalid_fraction=1.0)
+    failed = []
+    for faults in (Faults(rate=0.3, kinds=("http_500",), seed=3), Faults()):
+        bars.clear()
+        with FakeOpenAIServer(faults=faults) as server:
+            monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+            run = AnnotationRun(Annotator("a", params, (EDUCATIONAL,)), [str(docs)], cache_file, on_error="skip")
+            report = run.run(tmp_path / "out")
+        documents, writing = bars
+        assert documents.desc == "annotate@a: documents" and documents.total == len(texts) + 1
+        assert documents.n == documents.total, "every record, kept or dropped, counted once"
+        assert writing.desc == "annotate@a: writing" and writing.n == writing.total == report["documents"]["kept"] == 22
+        failed.append(report["requests"]["failed"])
+    assert failed[0] > 0 and failed[1] == 0 and report["requests"]["cache_hits"] > 0

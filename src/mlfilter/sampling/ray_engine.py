@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlfilter.errors import MlfilterError
+from mlfilter.logs import progress_bar
 from mlfilter.ray_cluster import RayCluster, import_ray
 from mlfilter.sampling.worker import FileSummary, FileTask, process_file
 
@@ -112,14 +113,17 @@ class RaySampleEngine:
         window = self._window()
         in_flight: dict[Any, FileTask] = {}
         started = time.perf_counter()
+        pending = list(_pending(tasks, result))
+        bar = progress_bar(desc="sample: input files", total=len(pending), unit="file")
         try:
-            for task in _pending(tasks, result):
+            for task in pending:
                 in_flight[remote.remote(task)] = task
                 if len(in_flight) >= window:
-                    self._collect(ray, in_flight, result, stop_on_error)
+                    bar.update(self._collect(ray, in_flight, result, stop_on_error))
             while in_flight:
-                self._collect(ray, in_flight, result, stop_on_error)
+                bar.update(self._collect(ray, in_flight, result, stop_on_error))
         finally:
+            bar.close()
             for ref in in_flight:
                 ray.cancel(ref, force=True)
         reused = sum(1 for s in result.summaries.values() if s.reused)
@@ -133,7 +137,8 @@ class RaySampleEngine:
         return result
 
     @staticmethod
-    def _collect(ray: Any, in_flight: dict[Any, FileTask], result: RayRun, stop_on_error: bool) -> None:
+    def _collect(ray: Any, in_flight: dict[Any, FileTask], result: RayRun, stop_on_error: bool) -> int:
+        """Wait for a task to finish and record its summary; returns how many finished (one)."""
         done, _ = ray.wait(list(in_flight), num_returns=1)
         for ref in done:
             task = in_flight.pop(ref)
@@ -150,6 +155,7 @@ class RaySampleEngine:
                     raise MlfilterError(
                         f"{summary.error['message']} — set sample.on_error: skip to count such files and go on"
                     )
+        return len(done)
 
 
 def _pending(tasks: Iterable[FileTask], result: RayRun) -> Iterator[FileTask]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mlfilter.documents import Document, DuplicateIdError, read_documents
-from mlfilter.records import RecordFormatError, RecordWriter, ShardedWriter, expand_inputs, iter_records
+from mlfilter.records import RecordFormatError, RecordWriter, ShardedWriter, count_records, expand_inputs, iter_records
 
 SUFFIXES = [".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet"]
 
@@ -223,3 +223,27 @@ def test_format_errors_survive_pickling_between_processes() -> None:
         3,
         "invalid_json",
     )
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_count_records_counts_what_reading_yields(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"docs{suffix}"
+    with RecordWriter(path, parquet_batch=10) as writer:
+        writer.write_many(_documents(25))
+    paths = [str(path)]
+    if suffix == ".jsonl":
+        blank_lines = tmp_path / "blank-lines.jsonl"
+        blank_lines.write_bytes(b'{"id": "x", "text": "t"}\n\n  \n{"id": "y", "text": "t"}')  # last line unended
+        paths.append(str(blank_lines))
+    assert count_records(paths) == sum(1 for path in paths for _ in iter_records(path))
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".jsonl.zst"])
+def test_count_records_of_a_truncated_file_counts_up_to_the_damage(tmp_path: Path, suffix: str) -> None:
+    whole = tmp_path / f"whole{suffix}"
+    with RecordWriter(whole) as writer:
+        writer.write_many({"id": str(i), "text": f"some text here {i}"} for i in range(20000))
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    readable = sum(1 for _ in iter_records(str(cut), on_error="skip"))
+    assert 0 < count_records([str(cut)]) <= readable + 1 and count_records([str(whole)]) == 20000

@@ -72,7 +72,7 @@ def resolve_model(name: str) -> ModelLocation:
         cached = False
     if cached:
         return ModelLocation(name, local_files_only=True)
-    why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"{constants.ENDPOINT} does not answer"
+    why = "offline mode is set" if constants.HF_HUB_OFFLINE else f"{constants.ENDPOINT} does not answer"
     raise MlfilterError(
         f"model {name!r}: no such local folder, and it cannot come from the Hugging Face hub ({why}) nor its "
         f"local cache. Download it where there is network (`hf download {name} --local-dir <folder>`) and give "
@@ -87,7 +87,8 @@ HUB_PROBE_TIMEOUT_S = 3.0
 @functools.cache
 def hub_reachable() -> bool:
     """Whether the Hugging Face hub (``HF_ENDPOINT``, through the proxies huggingface_hub uses) answers a
-    ``HEAD`` within :data:`HUB_PROBE_TIMEOUT_S`; False at once when ``HF_HUB_OFFLINE`` is set. Asked once
+    ``HEAD`` within :data:`HUB_PROBE_TIMEOUT_S`; False at once in offline mode (``HF_HUB_OFFLINE`` or
+    ``TRANSFORMERS_OFFLINE`` set). Asked once
     per process."""
     from huggingface_hub import constants
     from huggingface_hub.utils import get_session

@@ -1,8 +1,9 @@
 """A hub model name without a reachable hub fails in seconds, naming the local-folder alternative.
 
-``HF_HUB_OFFLINE`` is unset and ``HF_ENDPOINT`` points at a local port that refuses connections, or at one
-that accepts them and never answers (a dead proxy, a black-holed network: the case that used to cost minutes
-of retries). The loaders run in a fresh interpreter, as huggingface_hub reads its settings at import.
+``HF_HUB_OFFLINE`` (and ``TRANSFORMERS_OFFLINE``) is unset and ``HF_ENDPOINT`` points at a local port that
+refuses connections, or at one that accepts them and never answers (a dead proxy, a black-holed network: the
+case that used to cost minutes of retries). The loaders run in a fresh interpreter, as huggingface_hub reads
+its settings at import.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def silent_port() -> Iterator[int]:
 
 
 def run_loaders(port: int, hf_home: Path) -> list[dict]:
-    env = {key: value for key, value in os.environ.items() if key != "HF_HUB_OFFLINE"}
+    env = {key: value for key, value in os.environ.items() if key not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     env.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(hf_home), NO_PROXY="127.0.0.1")
     result = subprocess.run(
         [sys.executable, "-c", LOADERS], env=env, capture_output=True, text=True, timeout=300, check=False
@@ -107,7 +108,7 @@ def test_without_the_hub_a_cached_model_is_read_from_the_cache(tmp_path: Path, m
     try:
         location = embedded.resolve_model("org/cached-encoder")
         assert location.from_pretrained_kwargs() == {"local_files_only": True}
-        with pytest.raises(embedded.MlfilterError, match="HF_HUB_OFFLINE is set"):
+        with pytest.raises(embedded.MlfilterError, match="offline mode is set"):
             embedded.resolve_model("org/not-cached")
         folder = tmp_path / "my-encoder"
         folder.mkdir()

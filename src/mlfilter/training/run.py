@@ -349,7 +349,7 @@ def _fit_ridge(
     stats = EmbeddingStats()
     embedded = []
     for split, data in (("train", train), ("val", val)):
-        embeddings, split_stats = embedder.embed(data.texts, desc=f"embed {split}")
+        embeddings, split_stats = embedder.embed(data.texts, desc=f"embed {split} documents")
         stats.add(split_stats)
         embedded.append(embeddings)
     watch = Stopwatch()

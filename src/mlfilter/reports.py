@@ -1,15 +1,35 @@
-"""Stage accounting: documents in, kept and dropped per named reason, throughput, metrics JSON."""
+"""Stage accounting and what a stage writes about itself.
+
+Every stage writes two kinds of files:
+
+- a **report** (``reports/<stage>.json`` and the like): everything — counts per reason, per-language detail,
+  examples, timings and throughput. A plain DVC output, never declared as metrics: it changes with the machine.
+- **headline metrics** (``reports/metrics/<stage>/<figure>.json``, :func:`write_headline`): the few figures that
+  describe the data and the model, rounded by :func:`mlfilter.scores.round_statistic`. These folders are what
+  ``dvc.yaml`` declares as metrics, so ``dvc metrics diff`` shows what changed in the data and the model, and an
+  identical rerun shows nothing.
+"""
 
 from __future__ import annotations
 
 import os
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlfilter.atomic import write_json
 from mlfilter.errors import MlfilterError
+from mlfilter.scores import round_statistic
+
+#: Column of a headline figure that belongs to no single task (documents sampled, split sizes, …).
+ALL_TASKS = "all"
+
+#: A headline value: a count, a statistic (rounded when written), a label such as the chosen training mode, or
+#: ``None`` for a statistic that is undefined (its reason is in the stage's report).
+Figure = int | float | str | None
 
 
 @dataclass
@@ -59,5 +79,31 @@ class Stopwatch:
 
 
 def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
-    """Write a stage's metrics JSON atomically."""
+    """Write a stage's report (strict JSON) atomically."""
     write_json(path, report)
+
+
+def write_headline(folder: str | os.PathLike[str], figures: Mapping[str, Mapping[str, Figure]]) -> None:
+    """Write each headline figure as ``folder/<figure>.json`` holding ``{column: value}``; remove stale figures.
+
+    A column is a task name, or :data:`ALL_TASKS` for a figure of the whole stage. ``dvc metrics show`` prints one
+    table: a row per file and a column per key over all files, so one file per figure keyed by task keeps the
+    table one column per task wide however many figures the stages report. Floats are rounded with
+    :func:`mlfilter.scores.round_statistic`; ints, strings and ``None`` are written as they are.
+
+    Raises:
+        ValueError: a value is NaN or infinite (undefined statistics are ``None``, their reason in the report).
+    """
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    for stale in target.glob("*.json"):
+        if stale.stem not in figures:
+            stale.unlink()
+    for name, columns in figures.items():
+        write_json(target / f"{name}.json", {column: _rounded(value) for column, value in columns.items()})
+
+
+def _rounded(value: Figure) -> Figure:
+    if isinstance(value, float):
+        return round_statistic(value)
+    return value

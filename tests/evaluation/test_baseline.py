@@ -38,6 +38,23 @@ def test_margins_are_positive_when_the_classifier_is_better() -> None:
     assert "cannot be compared" in warnings_for(margins({"edu": {"spearman": None}}, baseline))[0]
 
 
+def test_an_undefined_margin_says_which_side_is_undefined() -> None:
+    classifier = {"edu": {"spearman": None, "mae": 0.5, "f1_at_threshold": None}}
+    baseline = {"edu": {"spearman": 0.6, "mae": 0.7, "f1_at_threshold": None}}
+    result = margins(classifier, baseline)["edu"]
+    assert result["spearman"] is None and result["beats_baseline"] is None
+    assert result["mae"] == pytest.approx(0.2)
+    assert result["undefined"]["spearman"] == "spearman of the classifier is undefined on the test split"
+    assert result["undefined"]["f1_at_threshold"] == (
+        "f1_at_threshold of the classifier and the baseline is undefined on the test split"
+    )
+    assert "mae" not in result["undefined"]
+    complete = {
+        name: 0.5 for name in ("spearman", "cohen_kappa_quadratic", "accuracy", "macro_f1", "f1_at_threshold", "mae")
+    }
+    assert "undefined" not in margins({"edu": complete}, {"edu": complete})["edu"]
+
+
 def write_language_project(root: Path, model_dir: Path) -> Path:
     """Train and test splits of real documents labelled by language (en 0, de 2, sr 4 educational; 0/1/2 toxic),
     two annotators, and the untrained stand-in model, whose random heads cannot know any of that."""

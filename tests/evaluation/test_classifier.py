@@ -109,7 +109,25 @@ def test_label_ceiling_ratio() -> None:
     missing = label_ceiling(classifier, None)
     assert missing["spearman"]["ratio"] is None and "fewer than two annotators" in missing["spearman"]["undefined"]
     chance = label_ceiling(classifier, {"cohen_kappa_quadratic": -0.1, "spearman": 0.0})
-    assert chance["cohen_kappa_quadratic"]["ratio"] is None and "chance" in chance["cohen_kappa_quadratic"]["undefined"]
+    assert chance["cohen_kappa_quadratic"]["ratio"] is None
+    assert (
+        chance["cohen_kappa_quadratic"]["undefined"]
+        == "annotator agreement κ=-0.10 is below 0.2; the ratio is undefined"
+    )
+    assert chance["spearman"]["undefined"] == "annotator agreement ρ=0.00 is below 0.2; the ratio is undefined"
+
+
+def test_label_ceiling_ratio_is_undefined_when_the_annotators_barely_agree() -> None:
+    # The demo's case: annotators at κ = 0.09 made 0.3 / 0.09 = 3.3, a "ceiling" far above 1.
+    result = label_ceiling(
+        {"cohen_kappa_quadratic": 0.3, "spearman": 0.4}, {"cohen_kappa_quadratic": 0.09, "spearman": 0.2}
+    )
+    assert result["cohen_kappa_quadratic"]["ratio"] is None
+    assert result["cohen_kappa_quadratic"]["mean_annotator_pair"] == 0.09, "numerator and denominator stay reported"
+    assert result["cohen_kappa_quadratic"]["undefined"] == (
+        "annotator agreement κ=0.09 is below 0.2; the ratio is undefined"
+    )
+    assert result["spearman"]["ratio"] == pytest.approx(2.0), "at the floor the ratio is defined"
 
 
 def test_load_split_counts_missing_and_out_of_range_labels(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from mlfilter.cli import main
 from mlfilter.records import iter_records
+from mlfilter.scores import round_statistic
 from tests.evaluation.helpers import annotation, write_annotations, write_records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,14 +176,38 @@ def test_evaluate_writes_metrics_report_plots_and_pngs(tmp_path: Path, model_dir
         assert (out / "png" / expected).read_bytes().startswith(PNG_MAGIC)
     assert sorted(report["files"]) == report["files"] and len(report["files"]) > 20
 
+    # Headline figures for dvc metrics: one file per figure, one key per task, rounded, nothing machine-dependent.
+    headline = project / "reports" / "metrics" / "evaluate"
+    figures = {path.stem: json.loads(path.read_text()) for path in headline.glob("*.json")}
+    assert set(figures) == {
+        "agreement_alpha_ordinal",
+        "agreement_kappa_quadratic",
+        "test_spearman",
+        "test_mae",
+        "test_f1_at_threshold",
+        "margin_spearman",
+        "label_ceiling_ratio",
+    }
+    assert all(set(columns) == {"educational", "toxic"} for columns in figures.values())
+    assert figures["test_spearman"]["educational"] == round_statistic(classifier["spearman"])
+    assert figures["agreement_alpha_ordinal"]["educational"] == round_statistic(agreement["krippendorff_alpha_ordinal"])
+    assert figures["margin_spearman"]["toxic"] == round_statistic(metrics["margin_over_baseline"]["toxic"]["spearman"])
+
     # One annotator: no agreement (with the reason), the classifier is still evaluated.
-    assert main(["evaluate", "--annotations", "data/annotations/alpha", "--output", "reports/one"]) == 0
+    one_args = ["--annotations", "data/annotations/alpha", "--output", "reports/one", "--metrics", "reports/one/head"]
+    assert main(["evaluate", *one_args]) == 0
     one = json.loads((project / "reports" / "one" / "report.json").read_text())
     reason = one["reliability"]["educational"]["undefined"]["agreement"]
     assert "agreement needs at least 2 raters, found 1 (alpha)" in reason
     assert "agreement" not in json.loads((project / "reports" / "one" / "metrics.json").read_text())
     ceiling = one["classifier"]["educational"]["label_ceiling"]["cohen_kappa_quadratic"]
     assert ceiling["ratio"] is None and "fewer than two annotators" in ceiling["undefined"]
+    one_summary = json.loads((project / "reports" / "one" / "metrics.json").read_text())["classifier"]["educational"]
+    assert one_summary["label_ceiling_ratio"] is None
+    assert one_summary["label_ceiling_ratio_reason"] == ceiling["undefined"]
+    one_head = project / "reports" / "one" / "head"
+    assert json.loads((one_head / "label_ceiling_ratio.json").read_text()) == {"educational": None, "toxic": None}
+    assert json.loads((one_head / "agreement_alpha_ordinal.json").read_text()) == {"educational": None, "toxic": None}
     assert (project / "reports" / "one" / "png" / "educational_score_distributions.png").exists()
 
 
@@ -214,10 +239,13 @@ def test_dvc_repro_metrics_and_plots(tmp_path: Path, model_dir: Path) -> None:
     run([dvc, "repro", "--single-item", "evaluate"], project, env)
 
     metrics = json.loads(run([dvc, "metrics", "show", "--json"], project, env).stdout)
-    shown = metrics[""]["data"]["reports/evaluate/metrics.json"]["data"]
-    assert shown["classifier"]["educational"]["documents"] == 24
-    assert shown["baseline"]["educational"]["documents"] == 24
-    assert set(shown["margin_over_baseline"]["toxic"]) >= {"spearman", "mae", "f1_at_threshold", "macro_f1"}
+    shown = metrics[""]["data"]
+    assert "reports/evaluate/metrics.json" not in shown, "the summary holds timings: a report, not a metric"
+    assert set(shown["reports/metrics/evaluate/margin_spearman.json"]["data"]) == {"educational", "toxic"}
+    assert set(shown["reports/metrics/evaluate/test_mae.json"]["data"]) == {"educational", "toxic"}
+    summary = json.loads((project / "reports" / "evaluate" / "metrics.json").read_text())
+    assert summary["baseline"]["educational"]["documents"] == 24
+    assert set(summary["margin_over_baseline"]["toxic"]) >= {"spearman", "mae", "f1_at_threshold", "macro_f1"}
 
     plots = json.loads(run([dvc, "plots", "show", "--json"], project, env).stdout)
     assert "errors" not in plots

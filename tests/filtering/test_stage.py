@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mlfilter.scores import round_statistic
 from tests.filtering.conftest import TEST_SCORING, read_folder, write_shards
 from tests.shell import sh
 
@@ -60,8 +61,10 @@ def test_dvc_repro_filter_then_a_keep_change_reuses_the_scores(
     assert all(r["scores"][0] >= 2.5 and r["scores"][1] >= 0.5 for r in kept)
     assert metrics["documents"]["in"] == 46 and metrics["documents"]["kept"] == len(kept)
     assert "up to date" in sh(repo, "dvc", "status")
-    shown = json.loads(sh(repo, "dvc", "metrics", "show", "--json"))
-    assert shown, "metrics.json is declared as DVC metrics"
+    shown = json.loads(sh(repo, "dvc", "metrics", "show", "--json"))[""]["data"]
+    assert shown["reports/metrics/filter/documents.json"]["data"] == {"all": 46}
+    assert shown["reports/metrics/filter/kept_fraction.json"]["data"] == {"all": round_statistic(len(kept) / 46)}
+    assert "reports/filter/metrics.json" not in shown, "the report holds throughput: not a metric"
     plots = sh(repo, "dvc", "plots", "show", "--json")
     assert "threshold_sweep.csv" in plots and "score_histogram.csv" in plots
 

@@ -105,8 +105,13 @@ def test_repro_and_method_change_reruns_only_aggregate_and_split(repo: Path) -> 
     out = sh(repo, "dvc", "repro", "--force", "split")
     assert "Running stage 'aggregate'" in out and "Running stage 'split'" in out
     assert data_hashes(repo) == hashes
-    metrics = sh(repo, "dvc", "metrics", "show")
-    assert "reports/aggregate.json" in metrics and "reports/split.json" in metrics
+    metrics = json.loads(sh(repo, "dvc", "metrics", "show", "--json"))[""]["data"]
+    assert metrics["reports/metrics/aggregate/documents_labelled.json"]["data"] == {"all": 60}
+    split_sizes = sum(
+        metrics[f"reports/metrics/split/{name}_documents.json"]["data"]["all"] for name in ("train", "val", "test")
+    )
+    assert split_sizes == 60
+    assert "reports/aggregate.json" not in metrics and "reports/split.json" not in metrics, "reports are no metrics"
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "first run")
     mean_labels = (repo / "data" / "labels" / "labels.jsonl.zst").read_bytes()

@@ -68,8 +68,10 @@ def test_dvc_repro_sample(tmp_path: Path) -> None:
     metrics = subprocess.run(
         ["dvc", "metrics", "show", "--json"], cwd=tmp_path, env=env, check=True, capture_output=True, text=True
     )
-    shown = json.loads(metrics.stdout)[""]["data"]["reports/sample.json"]["data"]
-    assert shown["records"] == records
+    shown = json.loads(metrics.stdout)[""]["data"]
+    assert shown["reports/metrics/sample/records_read.json"]["data"] == {"all": records["seen"]}
+    assert shown["reports/metrics/sample/documents_kept.json"]["data"] == {"all": 5}
+    assert "reports/sample.json" not in shown, "the report holds throughput: not a metric"
     status = subprocess.run(
         ["dvc", "status", "sample"], cwd=tmp_path, env=env, check=True, capture_output=True, text=True
     )

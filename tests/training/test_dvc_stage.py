@@ -13,6 +13,7 @@ import pytest
 import yaml
 from ruamel.yaml import YAML
 
+from mlfilter.scores import round_statistic
 from tests.evaluation.helpers import write_records
 from tests.training.conftest import sample_records
 
@@ -71,10 +72,13 @@ def test_dvc_exp_run_with_a_learning_rate_trains_a_variant(tmp_path: Path) -> No
     assert (repo / "models" / "annotator" / "final" / "model.safetensors").exists()
     assert _run(["git", "rev-parse", "HEAD"], repo).stdout == head, "the experiment moved the branch"
     assert _run(["git", "diff", "--cached", "--name-only"], repo).stdout == "", "something was staged in git"
-    metrics = json.loads(_run(["dvc", "metrics", "show", "--json"], repo).stdout)
-    summary = metrics[""]["data"]["reports/train/metrics.json"]["data"]
+    metrics = json.loads(_run(["dvc", "metrics", "show", "--json"], repo).stdout)[""]["data"]
+    assert "reports/train/metrics.json" not in metrics, "DVCLive's summary holds timings: a report, not a metric"
+    summary = json.loads((repo / "reports" / "train" / "metrics.json").read_text())
     assert set(summary["val"]["educational"]) >= {"spearman", "binary_f1", "mae"}
     assert summary["throughput"]["path"] == "frozen_embeddings"
+    spearman = metrics["reports/metrics/train/val_spearman.json"]["data"]["educational"]
+    assert spearman == round_statistic(summary["val"]["educational"]["spearman"])
     experiments = json.loads(_run(["dvc", "exp", "show", "--json"], repo).stdout)
     rates = [
         e["data"]["params"]["params.yaml"]["data"]["training"]["learning_rate"]

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 from transformers import EvalPrediction
 
-from mlfilter.training.metrics import NO_LABELS, all_metrics, nested_metrics, predicted_labels, trainer_metrics
+from mlfilter.training.metrics import (
+    CONSTANT_RANKS,
+    NO_LABELS,
+    all_metrics,
+    headline,
+    nested_metrics,
+    predicted_labels,
+    trainer_metrics,
+)
 from tests.training.conftest import DIGITS, EDUCATIONAL
 
 
@@ -87,3 +95,32 @@ def test_classification_labels_come_from_argmax_not_the_expected_value() -> None
     logits[0, 0] = logits[0, 5] = 0.0
     assert predicted_labels(np.array([[2.5]]), logits, [6], is_regression=False).tolist() == [[0]]
     assert predicted_labels(np.array([[2.5]]), logits, [6], is_regression=True).tolist() == [[3]]
+
+
+def test_spearman_of_constant_labels_is_null_with_a_reason_but_the_trainer_can_still_select() -> None:
+    # Every validation document has label 2: no ranking to agree with, so ρ is undefined (it used to read 0.0).
+    labels = np.array([[2.0], [2.0], [2.0]])
+    scores = np.array([[1.5], [2.2], [2.9]])
+    metrics = all_metrics(scores, scores, labels, (EDUCATIONAL,), is_regression=True)
+    assert math.isnan(metrics["spearman_educational"]) and math.isnan(metrics["spearman_mean"])
+    assert metrics["mae_educational"] == pytest.approx(0.4)
+    nested = nested_metrics(metrics, (EDUCATIONAL,))
+    assert nested["educational"]["spearman"] is None and nested["educational"]["undefined"] == CONSTANT_RANKS
+    assert nested["educational"]["mae"] == pytest.approx(0.4)
+    json.dumps(nested, allow_nan=False)
+    logged = trainer_metrics((EDUCATIONAL,), is_regression=True)(
+        EvalPrediction(predictions=(scores, scores), label_ids=labels)
+    )
+    assert logged["spearman_educational"] == 0.0 and logged["spearman_mean"] == 0.0, "best-epoch choice needs a value"
+    figures = headline({"val": nested, "selection": {"chosen": "frozen"}}, "frozen_embeddings", (EDUCATIONAL,))
+    assert figures["val_spearman"] == {"educational": None}
+    assert figures["val_mae"] == {"educational": pytest.approx(0.4)}
+    assert figures["mode"] == {"all": "frozen"}
+    assert headline({"val": nested}, "fasttext", (EDUCATIONAL,))["mode"] == {"all": "fasttext"}
+
+
+def test_constant_predictions_make_spearman_undefined_too() -> None:
+    labels = np.array([[0.0], [3.0], [5.0]])
+    scores = np.full((3, 1), 2.0)
+    nested = nested_metrics(all_metrics(scores, scores, labels, (EDUCATIONAL,), is_regression=True), (EDUCATIONAL,))
+    assert nested["educational"]["spearman"] is None and nested["educational"]["undefined"] == CONSTANT_RANKS

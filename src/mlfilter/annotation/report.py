@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from mlfilter.annotation.statuses import OK, fix_for
-from mlfilter.reports import StageCounts
+from mlfilter.reports import ALL_TASKS, Figure, StageCounts
+from mlfilter.scores import round_half_up
 
 #: Examples kept per task and invalid status (for the report and the failure-budget message).
 EXAMPLES_PER_STATUS = 3
@@ -74,7 +75,7 @@ class AnnotationReport:
             self.status_by_language[task].setdefault(language or "unknown", Counter()).update(statuses)
             for score in record["scores"].get(task, []):
                 if score is not None:
-                    self.scores[task][round(score)] += 1
+                    self.scores[task][int(round_half_up(score))] += 1
             if language:
                 self.languages[task][language] += 1
             self._keep_examples(record, task, statuses)
@@ -153,7 +154,10 @@ class AnnotationReport:
                 "total": generations,
                 "ok": ok,
                 "invalid": generations - ok,
-                "invalid_fraction": {task: round(self.invalid_fraction(task), 6) for task in self.statuses},
+                "invalid_fraction": {
+                    task: round(self.invalid_fraction(task), 6) if sum(c.values()) else None
+                    for task, c in self.statuses.items()
+                },
                 "status": {task: dict(sorted(c.items())) for task, c in self.statuses.items()},
                 "status_by_language": {
                     task: {lang: dict(sorted(c.items())) for lang, c in sorted(by.items())}
@@ -183,3 +187,14 @@ class AnnotationReport:
             **({"imported": self.imported} if self.imported is not None else {}),
             **({"batches": self.batches} if self.batches is not None else {}),
         }
+
+
+def headline(report: dict[str, Any]) -> dict[str, dict[str, Figure]]:
+    """An annotator's headline figures (:func:`mlfilter.reports.write_headline`) from its report: documents
+    annotated, and per task the share of generations with a valid score (``None`` for a task without any
+    generation; the report's ``generations.status`` shows it)."""
+    valid: dict[str, Figure] = {}
+    for task, counts in report["generations"]["status"].items():
+        total = sum(counts.values())
+        valid[task] = counts.get(OK, 0) / total if total else None
+    return {"documents": {ALL_TASKS: report["documents"]["kept"]}, "valid_fraction": valid}

@@ -6,11 +6,11 @@ import argparse
 import dataclasses
 import logging
 
-from mlfilter.commands.options import add_configured_annotators
+from mlfilter.commands.options import add_configured_annotators, add_metrics
 from mlfilter.errors import MlfilterError
 from mlfilter.labels.params import AggregateParams
 from mlfilter.params import DEFAULT_PARAMS_FILE, load_section, load_tasks
-from mlfilter.reports import write_report
+from mlfilter.reports import write_headline, write_report
 
 log = logging.getLogger("mlfilter.aggregate")
 
@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gold-labels", default="data/labels/gold.jsonl.zst", help="gold labels out (default: %(default)s)"
     )
-    parser.add_argument("--report", default="reports/aggregate.json", help="metrics JSON (default: %(default)s)")
+    parser.add_argument("--report", default="reports/aggregate.json", help="report JSON (default: %(default)s)")
+    add_metrics(parser, "reports/metrics/aggregate")
     parser.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="params file (default: %(default)s)")
     add_configured_annotators(parser)
     parser.add_argument(
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     """Aggregate, write labels, gold labels and the report."""
     from mlfilter.labels.annotations import configured_annotations
     from mlfilter.labels.build import build_labels
+    from mlfilter.labels.report import aggregate_headline
 
     params: AggregateParams = load_section("aggregate", args.params)
     annotations = args.annotations
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         params=params,
     )
     write_report(args.report, report)
+    write_headline(args.metrics, aggregate_headline(report))
     documents = report["documents"]
     log.info(
         "%d of %d documents labelled with %s (%s dropped: %s), %.1f docs/s",

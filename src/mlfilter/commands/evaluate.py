@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from mlfilter.commands.options import add_configured_annotators
+from mlfilter.commands.options import add_configured_annotators, add_metrics
 from mlfilter.evaluation.params import EvaluateParams
 from mlfilter.params import DEFAULT_PARAMS_FILE, load_section, load_tasks
+from mlfilter.reports import write_headline
 
 log = logging.getLogger("mlfilter.evaluate")
 
@@ -36,16 +37,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--output", default="reports/evaluate", help="reports and plots (default: %(default)s)")
     parser.add_argument("--params", default=DEFAULT_PARAMS_FILE, help="params file (default: %(default)s)")
+    add_metrics(parser, "reports/metrics/evaluate")
     add_configured_annotators(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate and write ``metrics.json``, ``report.json``, PNGs and DVC plot data."""
+    """Evaluate and write ``metrics.json``, ``report.json``, PNGs, DVC plot data and the headline figures."""
     from mlfilter.evaluation.options import prompt_task_names
     from mlfilter.labels.annotations import configured_annotations
 
     params: EvaluateParams = load_section("evaluate", args.params)
+    tasks = load_tasks(args.params)
     # torch, transformers and the plotting libraries load once the params are read: a bad file answers at once.
+    from mlfilter.evaluation.report import headline_figures
     from mlfilter.evaluation.run import EvaluateInputs, run_evaluate
 
     annotations = [args.annotations]
@@ -61,11 +65,12 @@ def run(args: argparse.Namespace) -> int:
             train=args.train,
         ),
         args.output,
-        load_tasks(args.params),
+        tasks,
         params,
         seed=load_section("seed", args.params),
         task_names=prompt_task_names(args.params),
     )
+    write_headline(args.metrics, headline_figures(headline, [task.name for task in tasks]))
     for task, metrics in headline.get("classifier", {}).items():
         log.info(
             "%s: classifier MAE %.3f, macro-F1 %.3f, F1@threshold %s, label-ceiling ratio %s",

@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from mlfilter.commands.options import add_metrics
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.params import FilterParams, KeepParams
 
@@ -18,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="folder for the kept documents, one file per input shard")
     parser.add_argument("--attributes", help="folder for the scores of every document (default: OUTPUT-scores)")
     parser.add_argument("--reports", help="folder for metrics.json, score_histogram.csv, threshold_sweep.csv")
+    add_metrics(parser, None)
     parser.add_argument("--params", help="start from this params file's filter: section and tasks")
     rule = parser.add_mutually_exclusive_group()
     rule.add_argument(
@@ -120,6 +122,8 @@ def build_params(args: argparse.Namespace) -> tuple[FilterParams, dict[str, floa
 def run(args: argparse.Namespace) -> int:
     """Run the filter and print its headline metrics."""
     from mlfilter.filtering.pipeline import run_filter
+    from mlfilter.filtering.report import headline as headline_figures
+    from mlfilter.reports import write_headline
 
     params, task_thresholds = build_params(args)
     output = Path(args.output)
@@ -127,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     metrics = run_filter(
         params, output=output, attributes=attributes, reports=args.reports, task_thresholds=task_thresholds
     )
+    if args.metrics:
+        write_headline(args.metrics, headline_figures(metrics))
     headline = {key: metrics[key] for key in ("documents", "tokens", "kept_fraction", "shards", "throughput")}
     print(json.dumps(headline, indent=2))
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from mlfilter.commands.options import add_metrics
 from mlfilter.params import DEFAULT_PARAMS_FILE, load_section, load_tasks
 
 log = logging.getLogger("mlfilter.train")
@@ -25,10 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", default="data/splits/val.jsonl.zst", help="validation split (default: %(default)s)")
     parser.add_argument("--model", default="models/annotator/final", help="model output (default: %(default)s)")
     parser.add_argument("--live", default="reports/train", help="DVCLive folder (default: %(default)s)")
+    add_metrics(parser, "reports/metrics/train")
 
 
 def run(args: argparse.Namespace) -> int:
     """Train from params.yaml, or from an original-tool config into ``<output_dir_path>/final``."""
+    from mlfilter.reports import write_headline
     from mlfilter.training.original_config import load_original_config
 
     if getattr(args, "config_file_path", None):
@@ -43,10 +46,13 @@ def run(args: argparse.Namespace) -> int:
             load_section("seed", args.params),
         )
     # torch and transformers load once the config is read: a bad config (or Ctrl-C) answers at once.
+    from mlfilter.training.metrics import headline
     from mlfilter.training.run import describe, train_from_files
 
     result = train_from_files(
         train, val, params=params, tasks=tasks, seed=seed, output_dir=output_dir, live_dir=live_dir
     )
+    if not getattr(args, "config_file_path", None):
+        write_headline(args.metrics, headline(result.summary, result.path, tasks))
     log.info(describe(result))
     return 0

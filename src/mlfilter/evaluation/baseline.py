@@ -48,19 +48,25 @@ def fit_baseline(train: LabelledSplit, tasks: Sequence[TaskParams]) -> TfidfClas
 
 def margins(classifier: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, Any]:
     """Per task of ``classifier`` (headline metrics, as ``headline_metrics()['classifier']``): the margin over
-    ``baseline`` for each metric (``null`` where either is undefined) and ``beats_baseline``."""
+    ``baseline`` for each metric, ``beats_baseline``, and under ``undefined`` the reason of each ``null`` margin
+    (the metric is undefined for the classifier or the baseline)."""
     result: dict[str, Any] = {}
     for task, ours in classifier.items():
         theirs = baseline.get(task, {})
         entry: dict[str, Any] = {}
+        undefined: dict[str, str] = {}
         for name in (*HIGHER_IS_BETTER, *LOWER_IS_BETTER):
             a, b = ours.get(name), theirs.get(name)
             if a is None or b is None:
                 entry[name] = None
+                sides = [side for side, value in (("classifier", a), ("baseline", b)) if value is None]
+                undefined[name] = f"{name} of the {' and the '.join(sides)} is undefined on the test split"
             else:
                 entry[name] = a - b if name in HIGHER_IS_BETTER else b - a
         deciding = entry[DECIDING_METRIC]
         entry["beats_baseline"] = None if deciding is None else deciding > 0
+        if undefined:
+            entry["undefined"] = undefined
         result[task] = entry
     return result
 

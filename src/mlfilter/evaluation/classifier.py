@@ -8,7 +8,9 @@ puts the classifier's agreement with the labels next to the annotators' agreemen
 
 with κ_q the quadratic-weighted Cohen's κ; the same ratio is reported for Spearman ρ. Numerator and
 denominator are reported beside each ratio. The labels aggregate several annotators, so they are
-less noisy than any one annotator and a ratio above 1 is possible.
+less noisy than any one annotator and a ratio above 1 is possible. When the annotators barely agree
+(mean below :data:`MIN_CEILING_AGREEMENT`, "slight" agreement on the scale of Landis & Koch, 1977,
+Biometrics 33(1):159–174) the denominator is mostly noise and the ratio is ``null`` with the reason.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ log = logging.getLogger(__name__)
 LANGUAGE_METRICS = ("documents", "accuracy", "mae", "spearman", "macro_f1", "cohen_kappa_quadratic")
 #: Statistics the label-ceiling ratio is computed for; the first is the headline.
 CEILING_STATISTICS = ("cohen_kappa_quadratic", "spearman")
+#: Below this mean annotator–annotator agreement the label-ceiling ratio is undefined (Landis & Koch's "slight").
+MIN_CEILING_AGREEMENT = 0.2
+_SYMBOLS = {"cohen_kappa_quadratic": "κ", "spearman": "ρ"}
 
 
 @dataclass
@@ -164,7 +169,12 @@ def threshold_sweep(labels: np.ndarray, scores: np.ndarray, label_threshold: flo
 
 
 def label_ceiling(classifier: Mapping[str, Any], annotators: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Classifier–label agreement divided by the mean annotator–annotator agreement, per statistic."""
+    """Classifier–label agreement divided by the mean annotator–annotator agreement, per statistic.
+
+    Returns per statistic of :data:`CEILING_STATISTICS` its numerator, denominator and ``ratio``; the ratio is
+    ``None`` with the reason under ``undefined`` when either side is undefined or the annotators' agreement is
+    below :data:`MIN_CEILING_AGREEMENT`.
+    """
     result: dict[str, Any] = {"definition": "classifier_vs_labels / mean_annotator_pair"}
     for name in CEILING_STATISTICS:
         numerator = classifier.get(name)
@@ -174,8 +184,11 @@ def label_ceiling(classifier: Mapping[str, Any], annotators: Mapping[str, Any] |
             entry["undefined"] = "the classifier–label statistic is undefined"
         elif denominator is None:
             entry["undefined"] = "no annotator–annotator agreement (fewer than two annotators, or undefined)"
-        elif denominator <= 0:
-            entry["undefined"] = "the annotators agree no better than chance (mean ≤ 0), so the ratio has no meaning"
+        elif denominator < MIN_CEILING_AGREEMENT:
+            entry["undefined"] = (
+                f"annotator agreement {_SYMBOLS[name]}={denominator:.2f} is below {MIN_CEILING_AGREEMENT}; "
+                "the ratio is undefined"
+            )
         else:
             entry["ratio"] = numerator / denominator
         result[name] = entry

@@ -1,10 +1,11 @@
-"""Reliability reports per task, the headline metrics for ``dvc metrics``, and JSON-safe values."""
+"""Reliability reports per task, the stage's summary (``metrics.json``), its headline figures for
+``dvc metrics``, and JSON-safe values."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from mlfilter.errors import MlfilterError
 from mlfilter.evaluation.agreement import PAIR_STATISTICS, agreement, agreement_by_language
 from mlfilter.evaluation.gold import gold_column, gold_report
 from mlfilter.evaluation.ratings import Ratings, RatingTable, threshold_key
+from mlfilter.reports import Figure
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +125,14 @@ def headline_metrics(
             "precision_at_threshold": at_threshold.get("precision"),
             "recall_at_threshold": at_threshold.get("recall"),
             "f1_at_threshold": at_threshold.get("f1"),
-            "label_ceiling_ratio": ceiling["cohen_kappa_quadratic"]["ratio"],
-            "label_ceiling_ratio_spearman": ceiling["spearman"]["ratio"],
         }
+        for key, statistic in (
+            ("label_ceiling_ratio", "cohen_kappa_quadratic"),
+            ("label_ceiling_ratio_spearman", "spearman"),
+        ):
+            metrics["classifier"][task][key] = ceiling[statistic]["ratio"]
+            if ceiling[statistic]["ratio"] is None:
+                metrics["classifier"][task][f"{key}_reason"] = ceiling[statistic]["undefined"]
         if "population_estimate" in result:
             estimate = result["population_estimate"]
             metrics["classifier"][task]["population_estimate"] = {
@@ -134,6 +141,27 @@ def headline_metrics(
             }
     metrics.update(extra)
     return {key: value for key, value in metrics.items() if value != {}}
+
+
+def headline_figures(summary: Mapping[str, Any], tasks: Sequence[str]) -> dict[str, dict[str, Figure]]:
+    """The evaluate stage's headline figures (:func:`mlfilter.reports.write_headline`) from its summary
+    (:func:`headline_metrics` plus the baseline margins): per task the annotators' Krippendorff α (ordinal) and
+    mean pairwise quadratic κ, the classifier's Spearman ρ, MAE and F1 at the task threshold on the test split, its
+    Spearman margin over the TF-IDF baseline and the label-ceiling ratio. ``None`` where undefined; the reasons
+    are in the summary and ``report.json``."""
+    agreement = summary.get("agreement", {})
+    classifier = summary.get("classifier", {})
+    margin = summary.get("margin_over_baseline", {})
+    sources = {
+        "agreement_alpha_ordinal": (agreement, "krippendorff_alpha_ordinal"),
+        "agreement_kappa_quadratic": (agreement, "cohen_kappa_quadratic"),
+        "test_spearman": (classifier, "spearman"),
+        "test_mae": (classifier, "mae"),
+        "test_f1_at_threshold": (classifier, "f1_at_threshold"),
+        "margin_spearman": (margin, "spearman"),
+        "label_ceiling_ratio": (classifier, "label_ceiling_ratio"),
+    }
+    return {name: {task: block.get(task, {}).get(key) for task in tasks} for name, (block, key) in sources.items()}
 
 
 def json_safe(value: Any) -> Any:

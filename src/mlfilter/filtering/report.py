@@ -22,7 +22,7 @@ import numpy as np
 from mlfilter.atomic import atomic_open
 from mlfilter.errors import MlfilterError
 from mlfilter.filtering.shards import ShardJob, ShardOutcome, read_marker
-from mlfilter.reports import StageCounts, write_report
+from mlfilter.reports import ALL_TASKS, Figure, StageCounts, write_report
 
 ALL_LANGUAGES = "all"
 
@@ -102,11 +102,12 @@ def summarize(
 
 
 def build_metrics(summary: CorpusSummary, extra: dict[str, Any]) -> dict[str, Any]:
-    """The content of ``metrics.json``."""
+    """The content of ``metrics.json`` (the stage's report). A fraction or mean over nothing is ``None`` with the
+    reason under ``undefined``."""
     counts = summary.counts.as_dict()
     scored = summary.documents_scored
     sums = summary.score_sums if summary.score_sums is not None else np.zeros(len(summary.task_names))
-    return {
+    metrics = {
         "documents": {"in": counts["seen"], "kept": counts["kept"], "dropped": counts["dropped"]},
         "tokens": {"in": summary.tokens_in, "kept": summary.tokens_kept},
         "kept_fraction": {
@@ -117,10 +118,29 @@ def build_metrics(summary: CorpusSummary, extra: dict[str, Any]) -> dict[str, An
         "languages": dict(sorted(summary.languages.items())),
         **extra,
     }
+    undefined = {
+        "kept_fraction.documents": "no document entered the filter" if not counts["seen"] else None,
+        "kept_fraction.tokens": "the documents read hold no tokens" if not summary.tokens_in else None,
+        "scores.mean": "no document was scored" if not scored else None,
+    }
+    if any(undefined.values()):
+        metrics["undefined"] = {key: reason for key, reason in undefined.items() if reason}
+    return metrics
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return round(numerator / denominator, 6) if denominator else 0.0
+def headline(metrics: dict[str, Any]) -> dict[str, dict[str, Figure]]:
+    """The filter stage's headline figures (:func:`mlfilter.reports.write_headline`) from its ``metrics.json``:
+    documents read, the fraction kept and per task the mean score."""
+    return {
+        "documents": {ALL_TASKS: metrics["documents"]["in"]},
+        "kept_fraction": {ALL_TASKS: metrics["kept_fraction"]["documents"]},
+        "mean_score": {task: entry["mean"] for task, entry in metrics["scores"].items()},
+    }
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    """``numerator / denominator`` to 6 decimals; ``None`` over nothing (the caller gives the reason)."""
+    return round(numerator / denominator, 6) if denominator else None
 
 
 def _fold_ends(counts: np.ndarray) -> np.ndarray:

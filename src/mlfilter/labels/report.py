@@ -1,4 +1,5 @@
-"""The metrics JSON of the aggregate and split stages: counts, histograms, dispersion, throughput."""
+"""The reports of the aggregate and split stages (counts, histograms, dispersion, throughput) and their headline
+figures."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from mlfilter.labels.aggregation import NO_LABEL, TIE, TOO_FEW, TaskLabels
 from mlfilter.params import TaskParams
+from mlfilter.reports import ALL_TASKS, Figure
 from mlfilter.scores import round_half_up
 
 
@@ -111,3 +113,17 @@ def stratification_summary(
         "worst_stratum": deviations[0][1] if deviations else None,
         "max_z": round(max_z, 3) if deviations else None,
     }
+
+
+def aggregate_headline(report: Mapping[str, Any]) -> dict[str, dict[str, Figure]]:
+    """The aggregate stage's headline figures (:func:`mlfilter.reports.write_headline`) from its report: documents
+    labelled, and per task the mean label (``None`` for a task without labels)."""
+    return {
+        "documents_labelled": {ALL_TASKS: report["documents"]["kept"]},
+        "mean_label": {task: summary["mean_label"] for task, summary in report["tasks"].items()},
+    }
+
+
+def split_headline(report: Mapping[str, Any]) -> dict[str, dict[str, Figure]]:
+    """The split stage's headline figures (:func:`mlfilter.reports.write_headline`): documents per split."""
+    return {f"{split}_documents": {ALL_TASKS: summary["count"]} for split, summary in report["splits"].items()}

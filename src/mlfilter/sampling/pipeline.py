@@ -19,7 +19,7 @@ import numpy as np
 from mlfilter.errors import MlfilterError
 from mlfilter.logs import progress_bar
 from mlfilter.records import ShardedWriter, iter_records
-from mlfilter.reports import StageCounts, Stopwatch, write_report
+from mlfilter.reports import ALL_TASKS, Figure, StageCounts, Stopwatch, write_report
 from mlfilter.sampling.langid import CONFIDENCE_BINS, language_identifier
 from mlfilter.sampling.params import SampleParams
 from mlfilter.sampling.reservoir import KEY_DTYPE, Selection, select
@@ -290,6 +290,16 @@ def build_report(
         "extractor": params.extractor,
         "seed": seed,
         "inputs": [task.file.path for task in tasks],
+    }
+
+
+def headline(report: dict[str, Any]) -> dict[str, dict[str, Figure]]:
+    """The sample's headline figures (:func:`mlfilter.reports.write_headline`) from its report: records read,
+    documents extracted and documents kept."""
+    return {
+        "records_read": {ALL_TASKS: report["records"]["seen"]},
+        "documents_extracted": {ALL_TASKS: report["documents_extracted"]},
+        "documents_kept": {ALL_TASKS: report["documents_kept"]},
     }
 
 

@@ -26,7 +26,8 @@ def hub_base_model(name: str) -> str | None:
     return name
 
 
-def _number(value: float) -> str:
+def format_metric(value: float | None) -> str:
+    """A metric in a model card or log line: 4 decimals, ``n/a`` when undefined (``None`` or NaN)."""
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
 
 
@@ -116,15 +117,15 @@ def render_model_card(
         "",
         "The test split was not read during training; model selection used the validation split only.",
         "",
-        f"## Validation metrics (best checkpoint by `{best['metric']}` = {_number(best.get('value'))})",
+        f"## Validation metrics (best checkpoint by `{best['metric']}` = {format_metric(best.get('value'))})",
         "",
         "| task | " + " | ".join(METRIC_NAMES) + " |",
         "| --- | " + " | ".join("---" for _ in METRIC_NAMES) + " |",
     ]
     for group, metrics in val_metrics.items():
-        lines.append(f"| {group} | " + " | ".join(_number(metrics[name]) for name in METRIC_NAMES) + " |")
+        lines.append(f"| {group} | " + " | ".join(format_metric(metrics[name]) for name in METRIC_NAMES) + " |")
     if selection and len(selection["candidates"]) > 1:
-        tried = ", ".join(f"`{mode}` {_number(c['value'])}" for mode, c in selection["candidates"].items())
+        tried = ", ".join(f"`{mode}` {format_metric(c['value'])}" for mode, c in selection["candidates"].items())
         lines += [
             "",
             f"Training mode `{selection['requested']}` trained every candidate and kept `{selection['chosen']}`, "
@@ -145,8 +146,8 @@ def render_model_card(
             cut = "none (no validation documents on one side)" if c["cut"] is None else f"{c['cut']:.4f}"
             method = c["method"] + ("" if c["target_reached"] else " (not reached: max F1 used)")
             lines.append(
-                f"| {name} | {c['threshold']:g} | {cut} | {method} | {_number(c['precision'])} | "
-                f"{_number(c['recall'])} | {_number(c['f1'])} | {c['positives']} of {c['documents']} |"
+                f"| {name} | {c['threshold']:g} | {cut} | {method} | {format_metric(c['precision'])} | "
+                f"{format_metric(c['recall'])} | {format_metric(c['f1'])} | {c['positives']} of {c['documents']} |"
             )
     if quality:
         lines += quality_lines(quality)
@@ -210,8 +211,8 @@ def quality_lines(quality: dict[str, Any]) -> list[str]:
     for name, entry in quality["tasks"].items():
         model, base, margin = entry["model"], entry["baseline"], entry["margin"]
         lines.append(
-            f"| {name} | {_number(model['spearman'])} | {_number(base['spearman'])} | {_number(margin['spearman'])} "
-            f"| {_number(model['mae'])} | {_number(base['mae'])} | {_number(margin['mae'])} |"
+            f"| {name} | {format_metric(model['spearman'])} | {format_metric(base['spearman'])} | {format_metric(margin['spearman'])} "
+            f"| {format_metric(model['mae'])} | {format_metric(base['mae'])} | {format_metric(margin['mae'])} |"
         )
     lines += ["", *(f"**Warning:** {message}" for message in quality["warnings"])]
     lines += [
@@ -228,7 +229,7 @@ def quality_lines(quality: dict[str, Any]) -> list[str]:
                 continue
             model, base = entry["model"], entry["baseline"] or {"spearman": None, "mae": None}
             lines.append(
-                f"| {language} | {name} | {model['documents']} | {_number(model['spearman'])} "
-                f"| {_number(model['mae'])} | {_number(base['spearman'])} | {_number(base['mae'])} |"
+                f"| {language} | {name} | {model['documents']} | {format_metric(model['spearman'])} "
+                f"| {format_metric(model['mae'])} | {format_metric(base['spearman'])} | {format_metric(base['mae'])} |"
             )
     return lines

@@ -46,7 +46,7 @@ from mlfilter.training.calibration import calibrate_cut, reliability_table, writ
 from mlfilter.training.data import LabeledData, read_labeled
 from mlfilter.training.frozen import Embedder, EmbeddingDataset, EmbeddingStats
 from mlfilter.training.metrics import all_metrics, nested_metrics
-from mlfilter.training.model_card import render_model_card
+from mlfilter.training.model_card import format_metric, render_model_card
 from mlfilter.training.params import TrainingParams, greater_is_better, metric_key
 from mlfilter.training.ridge_head import fit_ridge_heads
 from mlfilter.training.trainer import (
@@ -471,8 +471,8 @@ def describe(result: TrainingResult) -> str:
     """One log line: where the model went and its main validation figures."""
     mean = result.summary["val"]["mean"]
     return (
-        f"model saved to {result.output_dir} ({result.path} path): val spearman {mean['spearman']:.4f}, "
-        f"mae {mean['mae']:.4f}, binary F1 {mean['binary_f1']:.4f}"
+        f"model saved to {result.output_dir} ({result.path} path): val spearman {format_metric(mean['spearman'])}, "
+        f"mae {format_metric(mean['mae'])}, binary F1 {format_metric(mean['binary_f1'])}"
     )
 
 

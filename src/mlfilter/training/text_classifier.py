@@ -24,6 +24,7 @@ from mlfilter.reports import Stopwatch
 from mlfilter.training.calibration import Calibration, calibrate_cut, reliability_table, write_reliability_csv
 from mlfilter.training.data import LabeledData
 from mlfilter.training.metrics import all_metrics, nested_metrics
+from mlfilter.training.model_card import format_metric
 from mlfilter.training.params import TrainingParams
 from mlfilter.training.run import CALIBRATION_DIR, TrainingResult, publish_folder
 
@@ -49,8 +50,9 @@ def render_card(
     """A short model card: kind, tasks and their score columns, validation metrics, calibrated cuts, how to load it."""
     rows = "\n".join(
         f"| {t.name} | 0..{t.num_targets - 1} | {t.name}_score, {t.name}_int_score | "
-        f"{val[t.name]['spearman']:.4f} | {val[t.name]['mae']:.4f} | {val[t.name]['binary_f1']:.4f} | "
-        f"{'none' if c.cut is None else f'{c.cut:.4f}'} | {c.f1:.4f} |"
+        f"{format_metric(val[t.name]['spearman'])} | {format_metric(val[t.name]['mae'])} | "
+        f"{format_metric(val[t.name]['binary_f1'])} | {'none' if c.cut is None else f'{c.cut:.4f}'} | "
+        f"{format_metric(c.f1)} |"
         for t, c in zip(tasks, calibrations, strict=True)
     )
     return f"""---

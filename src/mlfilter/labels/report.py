@@ -52,6 +52,8 @@ def task_summary(task: TaskParams, labels: TaskLabels, kept: np.ndarray, annotat
     }
     if labels.confidence is not None:
         summary["dispersion"]["mean_confidence"] = _mean(labels.confidence[labelled])
+    if not labelled.any():
+        summary["undefined"] = "no document has a label for this task: its means are null"
     return summary
 
 
@@ -60,7 +62,8 @@ def split_summary(
     tasks: Sequence[TaskParams],
     fractions: Mapping[str, float],
 ) -> dict[str, Any]:
-    """Per split: count, share, language histogram and label histogram per task.
+    """Per split: count, share (``None`` when there are no documents at all), language histogram and label
+    histogram per task.
 
     ``records_by_split`` holds, per split, one ``(language, labels)`` pair per document.
     """
@@ -70,7 +73,7 @@ def split_summary(
         languages = Counter(language or "unknown" for language, _ in rows)
         summary[split] = {
             "count": len(rows),
-            "share": round(len(rows) / total, 4) if total else 0.0,
+            "share": round(len(rows) / total, 4) if total else None,
             "target_share": fractions[split],
             "languages": dict(sorted(languages.items())),
             "labels": {

@@ -22,7 +22,6 @@ from typing import Any
 
 from mlfilter.atomic import write_json
 from mlfilter.errors import MlfilterError
-from mlfilter.scores import round_statistic
 
 #: Column of a headline figure that belongs to no single task (documents sampled, split sizes, …).
 ALL_TASKS = "all"
@@ -94,16 +93,13 @@ def write_headline(folder: str | os.PathLike[str], figures: Mapping[str, Mapping
     Raises:
         ValueError: a value is NaN or infinite (undefined statistics are ``None``, their reason in the report).
     """
+    from mlfilter.scores import round_statistic  # here, so that numpy stays out of every command's --help
+
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     for stale in target.glob("*.json"):
         if stale.stem not in figures:
             stale.unlink()
     for name, columns in figures.items():
-        write_json(target / f"{name}.json", {column: _rounded(value) for column, value in columns.items()})
-
-
-def _rounded(value: Figure) -> Figure:
-    if isinstance(value, float):
-        return round_statistic(value)
-    return value
+        rounded = {column: round_statistic(v) if isinstance(v, float) else v for column, v in columns.items()}
+        write_json(target / f"{name}.json", rounded)

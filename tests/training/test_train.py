@@ -185,7 +185,7 @@ def test_fast_path_matches_the_full_model_with_a_frozen_base(tmp_path: Path, spl
     fast, full = _predict(tmp_path / "fast", val.texts), _predict(tmp_path / "trainer", val.texts)
     assert torch.allclose(fast, full, atol=1e-4), (fast - full).abs().max()
     for key, value in runs["fast"].val_metrics.items():
-        assert value == pytest.approx(runs["trainer"].val_metrics[key], abs=1e-4), key
+        assert value == pytest.approx(runs["trainer"].val_metrics[key], abs=1e-4, nan_ok=True), key  # NaN: undefined
 
     # The heads applied to cached embeddings give what a forward pass of the saved model gives.
     model = AnnotatorModel.from_pretrained(tmp_path / "fast").eval()

@@ -211,7 +211,8 @@ def quality_lines(quality: dict[str, Any]) -> list[str]:
     for name, entry in quality["tasks"].items():
         model, base, margin = entry["model"], entry["baseline"], entry["margin"]
         lines.append(
-            f"| {name} | {format_metric(model['spearman'])} | {format_metric(base['spearman'])} | {format_metric(margin['spearman'])} "
+            f"| {name} | {format_metric(model['spearman'])} | {format_metric(base['spearman'])} "
+            f"| {format_metric(margin['spearman'])} "
             f"| {format_metric(model['mae'])} | {format_metric(base['mae'])} | {format_metric(margin['mae'])} |"
         )
     lines += ["", *(f"**Warning:** {message}" for message in quality["warnings"])]

@@ -325,6 +325,20 @@ def _fit(
     )
 
 
+def _embedder(
+    model: AnnotatorModel, tokenizer: PreTrainedTokenizerBase, params: TrainingParams, precision: str
+) -> Embedder:
+    """The frozen encoder's embedder as ``params`` configure it (cache folder, max length, batch size)."""
+    return Embedder(
+        model,
+        tokenizer,
+        cache_dir=params.embedding_cache_dir,
+        max_length=params.max_length,
+        batch_size=params.embed_batch_size,
+        precision=precision,
+    )
+
+
 def _fit_ridge(
     params: TrainingParams,
     model: AnnotatorModel,
@@ -338,14 +352,7 @@ def _fit_ridge(
 ) -> _Fit:
     """The frozen fast path with ridge heads (:mod:`mlfilter.training.ridge_head`): embed once, fit in closed form."""
     live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None)
-    embedder = Embedder(
-        model,
-        tokenizer,
-        cache_dir=params.embedding_cache_dir,
-        max_length=params.max_length,
-        batch_size=params.embed_batch_size,
-        precision=resolve_precision(params.precision),
-    )
+    embedder = _embedder(model, tokenizer, params, resolve_precision(params.precision))
     stats = EmbeddingStats()
     embedded = []
     for split, data in (("train", train), ("val", val)):
@@ -506,14 +513,7 @@ def _prepare_trainer(
             processing_class=tokenizer,
         )
         return trainer, train_set, val_set, None
-    embedder = Embedder(
-        model,
-        tokenizer,
-        cache_dir=params.embedding_cache_dir,
-        max_length=params.max_length,
-        batch_size=params.embed_batch_size,
-        precision=precision,
-    )
+    embedder = _embedder(model, tokenizer, params, precision)
     stats = EmbeddingStats()
     datasets = []
     for split, data in (("train", train), ("val", val)):

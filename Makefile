@@ -54,14 +54,16 @@ demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro && \
 	echo "make demo: pipeline finished in $$(( $$(date +%s) - start )) s"
 
-# The real-server tests (tests/realserver/) start vLLM from $(VLLM_VENV); here a missing server venv is an error.
-test: install-test install-vllm
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MLFILTER_REALSERVER=require $(PY) -m pytest
-
-# The developer's loop: everything but the DVC end-to-end runs (slow) and the real-server tests, in
-# TEST_WORKERS pytest-xdist processes (2 = the test machines' cores; 0 = in this process). loadgroup keeps
-# the tests that share one vLLM server or one local Ray in one worker when the other markers are selected.
+# Both test targets run in TEST_WORKERS pytest-xdist processes (2 = the test machines' cores; 0 = in this
+# process); loadgroup keeps the tests that share one vLLM server or one local Ray in one worker.
 TEST_WORKERS ?= 2
+
+# Everything. The real-server tests (tests/realserver/) start vLLM from $(VLLM_VENV); here a missing server
+# venv is an error.
+test: install-test install-vllm
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MLFILTER_REALSERVER=require $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# The developer's loop: everything but the DVC end-to-end runs (slow) and the real-server tests.
 test-fast: install-test
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q -m "not slow and not realserver"
 

@@ -12,6 +12,7 @@ Every stage writes two kinds of files:
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections import Counter
@@ -29,6 +30,11 @@ ALL_TASKS = "all"
 #: A headline value: a count, a statistic (rounded when written), a label such as the chosen training mode, or
 #: ``None`` for a statistic that is undefined (its reason is in the stage's report).
 Figure = int | float | str | None
+
+
+def format_metric(value: float | None) -> str:
+    """A metric in a model card or log line: 4 decimals, ``n/a`` when undefined (``None`` or NaN)."""
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
 
 
 @dataclass

@@ -8,7 +8,7 @@ import logging
 from mlfilter.commands.options import add_configured_annotators, add_metrics
 from mlfilter.evaluation.params import EvaluateParams
 from mlfilter.params import DEFAULT_PARAMS_FILE, load_section, load_tasks
-from mlfilter.reports import write_headline
+from mlfilter.reports import format_metric, write_headline
 
 log = logging.getLogger("mlfilter.evaluate")
 
@@ -73,20 +73,23 @@ def run(args: argparse.Namespace) -> int:
     write_headline(args.metrics, headline_figures(headline, [task.name for task in tasks]))
     for task, metrics in headline.get("classifier", {}).items():
         log.info(
-            "%s: classifier MAE %.3f, macro-F1 %.3f, F1@threshold %s, label-ceiling ratio %s",
+            "%s: classifier MAE %s, macro-F1 %s, F1@threshold %s, label-ceiling ratio %s",
             task,
-            metrics["mae"],
-            metrics["macro_f1"],
-            metrics["f1_at_threshold"],
-            metrics["label_ceiling_ratio"],
+            format_metric(metrics["mae"]),
+            format_metric(metrics["macro_f1"]),
+            format_metric(metrics["f1_at_threshold"]),
+            format_metric(metrics["label_ceiling_ratio"]),
         )
         baseline = headline.get("baseline", {}).get(task)
         if baseline is not None:
+            margin = headline["margin_over_baseline"][task]
             log.info(
-                "%s: TF-IDF baseline Spearman %s, MAE %s; classifier margin %s",
+                "%s: TF-IDF baseline Spearman %s, MAE %s; the classifier's margin: Spearman %s, MAE %s (%s)",
                 task,
-                baseline["spearman"],
-                baseline["mae"],
-                headline["margin_over_baseline"][task],
+                format_metric(baseline["spearman"]),
+                format_metric(baseline["mae"]),
+                format_metric(margin["spearman"]),
+                format_metric(margin["mae"]),
+                "beats the baseline" if margin.get("beats_baseline") else "does not beat the baseline",
             )
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +10,7 @@ import yaml
 
 from mlfilter.embedded import EMBEDDED_ENCODER
 from mlfilter.params import TaskParams, to_plain
+from mlfilter.reports import format_metric
 from mlfilter.training.params import METRIC_NAMES, TrainingParams
 
 #: The hub model behind the packaged encoder, for the card's ``base_model`` field.
@@ -24,11 +24,6 @@ def hub_base_model(name: str) -> str | None:
     if os.path.isdir(name) or name.count("/") != 1:
         return None
     return name
-
-
-def format_metric(value: float | None) -> str:
-    """A metric in a model card or log line: 4 decimals, ``n/a`` when undefined (``None`` or NaN)."""
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
 
 
 def render_model_card(

@@ -41,12 +41,12 @@ from mlfilter.export import EXPORT_FOLDER, export_sequence_classifier
 from mlfilter.logs import quiet_model_loading
 from mlfilter.modeling import AnnotatorModel
 from mlfilter.params import TaskParams, to_plain
-from mlfilter.reports import Stopwatch
+from mlfilter.reports import Stopwatch, format_metric
 from mlfilter.training.calibration import calibrate_cut, reliability_table, write_reliability_csv
 from mlfilter.training.data import LabeledData, read_labeled
 from mlfilter.training.frozen import Embedder, EmbeddingDataset, EmbeddingStats
 from mlfilter.training.metrics import all_metrics, nested_metrics
-from mlfilter.training.model_card import format_metric, render_model_card
+from mlfilter.training.model_card import render_model_card
 from mlfilter.training.params import TrainingParams, greater_is_better, metric_key
 from mlfilter.training.ridge_head import fit_ridge_heads
 from mlfilter.training.trainer import (

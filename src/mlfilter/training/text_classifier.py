@@ -20,11 +20,10 @@ from dvclive import Live
 from mlfilter.atomic import write_json
 from mlfilter.classifiers.base import classifier_class, store_calibration
 from mlfilter.params import TaskParams
-from mlfilter.reports import Stopwatch
+from mlfilter.reports import Stopwatch, format_metric
 from mlfilter.training.calibration import Calibration, calibrate_cut, reliability_table, write_reliability_csv
 from mlfilter.training.data import LabeledData
 from mlfilter.training.metrics import all_metrics, nested_metrics
-from mlfilter.training.model_card import format_metric
 from mlfilter.training.params import TrainingParams
 from mlfilter.training.run import CALIBRATION_DIR, TrainingResult, publish_folder
 

@@ -21,6 +21,7 @@ ENCODER = "encoder"
 IMPLEMENTATIONS = {
     "fasttext": "mlfilter.classifiers.fasttext_model:FastTextClassifier",
     "tfidf": "mlfilter.classifiers.tfidf:TfidfClassifier",
+    "model2vec": "mlfilter.classifiers.model2vec_model:Model2VecClassifier",
 }
 
 

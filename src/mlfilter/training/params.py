@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from mlfilter.classifiers.model2vec_model import Model2VecConfig
 from mlfilter.embedded import EMBEDDED_ENCODER
 from mlfilter.params import ParamsError
 
@@ -12,7 +13,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Mode = Literal["frozen", "finetune", "auto"]
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 #: ``encoder``: an AnnotatorModel on ``base_model``; the others: a kind of :mod:`mlfilter.classifiers`.
-ClassifierKind = Literal["encoder", "fasttext", "tfidf"]
+ClassifierKind = Literal["encoder", "fasttext", "tfidf", "model2vec"]
 
 #: Metrics computed per task on the validation split (see :mod:`mlfilter.training.metrics`).
 METRIC_NAMES = ("mae", "mse", "spearman", "accuracy", "macro_f1", "binary_f1")
@@ -36,7 +37,10 @@ class TrainingParams:
     (0, 1] the lowest cut whose validation precision reaches it.
 
     ``classifier`` other than ``encoder`` trains that kind of :mod:`mlfilter.classifiers` on the same labels
-    instead (``is_regression`` picks its objective; the encoder, optimiser and head keys do not apply)."""
+    instead (``is_regression`` picks its objective; the encoder, optimiser and head keys do not apply).
+    ``model2vec`` distils static embeddings from ``base_model`` with the settings of ``model2vec``
+    (:class:`~mlfilter.classifiers.model2vec_model.Model2VecConfig`) and fits ridge heads on them, the strength
+    chosen on val by ``best_metric``."""
 
     classifier: ClassifierKind = "encoder"
     base_model: str = EMBEDDED_ENCODER
@@ -78,6 +82,7 @@ class TrainingParams:
     finetune_max_length: int = 256
     finetune_batch_size: int = 16
     calibration_precision: float | None = None
+    model2vec: Model2VecConfig = field(default_factory=Model2VecConfig)
 
     def __post_init__(self) -> None:
         positive = {
@@ -112,6 +117,10 @@ class TrainingParams:
         for key, ok in checks.items():
             if not ok:
                 raise ParamsError(f"training.{key}: value {getattr(self, key)!r} is out of range")
+        if self.classifier == "model2vec" and not self.is_regression:
+            raise ParamsError(
+                "training.classifier: model2vec fits ridge regression heads; it needs is_regression: true"
+            )
         if (
             self.frozen_head == "ridge"
             and self.mode != "finetune"

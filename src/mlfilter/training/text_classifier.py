@@ -1,10 +1,12 @@
-"""Train a non-encoder classifier (``training.classifier: fasttext | tfidf``) on the same labels as the encoder.
+"""Train a non-encoder classifier (``training.classifier: fasttext | tfidf | model2vec``) on the same labels as the
+encoder.
 
 The classifier kind comes from :data:`mlfilter.classifiers.base.IMPLEMENTATIONS`; it is fitted on the train
-split, measured on val with the encoder's metrics (:func:`mlfilter.training.metrics.all_metrics`), calibrated on val
-like the encoder (:mod:`mlfilter.training.calibration`: one cut per task on the raw score, stored in the model's
-config for ``filter.keep.thresholds: calibrated``), and saved to the same model folder (swapped in whole) with a
-model card; DVCLive gets the same summary keys as the encoder's.
+split (``model2vec``: distilled from ``training.base_model``, its ridge heads' strength chosen on val), measured on
+val with the encoder's metrics (:func:`mlfilter.training.metrics.all_metrics`), calibrated on val like the encoder
+(:mod:`mlfilter.training.calibration`: one cut per task on the raw score, stored in the model's config for
+``filter.keep.thresholds: calibrated``), and saved to the same model folder (swapped in whole) with a model card;
+DVCLive gets the same summary keys as the encoder's.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ from dvclive import Live
 
 from mlfilter.atomic import write_json
 from mlfilter.classifiers.base import classifier_class, store_calibration
+from mlfilter.embedded import resolve_model
+from mlfilter.errors import MlfilterError
+from mlfilter.logs import quiet_model_loading
 from mlfilter.params import TaskParams
 from mlfilter.reports import Stopwatch, format_metric
 from mlfilter.training.calibration import Calibration, calibrate_cut, reliability_table, write_reliability_csv
 from mlfilter.training.data import LabeledData
 from mlfilter.training.metrics import all_metrics, nested_metrics
-from mlfilter.training.params import TrainingParams
+from mlfilter.training.params import TrainingParams, greater_is_better, metric_key
+from mlfilter.training.ridge_head import select_ridge
 from mlfilter.training.run import CALIBRATION_DIR, TrainingResult, publish_folder
 
 
@@ -39,14 +45,114 @@ def fit_options(kind: str, params: TrainingParams, seed: int) -> dict[str, Any]:
     return {}
 
 
+def fit_classifier(
+    kind: str, train: LabeledData, val: LabeledData, *, params: TrainingParams, tasks: Sequence[TaskParams], seed: int
+) -> tuple[Any, dict[str, Any]]:
+    """The fitted classifier of ``kind`` and what its fit chose on val (empty for kinds that choose nothing).
+
+    Raises:
+        ValueError: from the classifier's ``fit`` (e.g. a task with a single label).
+        MlfilterError: ``model2vec`` cannot load ``training.base_model``.
+    """
+    if kind == "model2vec":
+        return fit_model2vec(train, val, params=params, tasks=tasks)
+    model = classifier_class(kind).fit(
+        train.texts,
+        train.labels,
+        task_names=[t.name for t in tasks],
+        num_targets=[t.num_targets for t in tasks],
+        **fit_options(kind, params, seed),
+    )
+    return model, {}
+
+
+def distill_static_model(params: TrainingParams) -> Any:
+    """A model2vec ``StaticModel`` distilled from ``params.base_model`` with ``params.model2vec`` (a forward pass of
+    the encoder per vocabulary token). Its config names the base model as params do, not this machine's path.
+
+    Raises:
+        MlfilterError: the base model cannot be loaded.
+    """
+    from model2vec.distill import distill_from_model
+    from transformers import AutoModel, AutoTokenizer
+
+    location = resolve_model(params.base_model)
+    quiet_model_loading()
+    try:
+        encoder = AutoModel.from_pretrained(location.path, **location.from_pretrained_kwargs())
+        tokenizer = AutoTokenizer.from_pretrained(location.path, use_fast=True, **location.from_pretrained_kwargs())
+    except (OSError, ValueError) as exc:
+        raise MlfilterError(
+            f"training.base_model: cannot load {params.base_model!r} from {location.path}: {str(exc).splitlines()[0]}"
+        ) from exc
+    encoder.name_or_path = params.base_model
+    static = distill_from_model(encoder, tokenizer, **params.model2vec.distill_options())
+    static.config["tokenizer_name"] = params.base_model
+    static.base_model_name = params.base_model
+    return static
+
+
+def fit_model2vec(
+    train: LabeledData, val: LabeledData, *, params: TrainingParams, tasks: Sequence[TaskParams]
+) -> tuple[Any, dict[str, Any]]:
+    """Distil static embeddings (:func:`distill_static_model`), fit a ridge head per task on the train documents'
+    embeddings for each of ``params.model2vec.ridge_alphas`` and keep the strength best on val by
+    ``params.best_metric`` (:func:`mlfilter.training.ridge_head.select_ridge`).
+
+    Returns the classifier and its choice: ``{"metric", "value", "ridge_alpha", "ridge_alphas_tried",
+    "vocabulary", "dims"}``, with the distillation's ``"distill_seconds"``.
+    """
+    from mlfilter.classifiers.model2vec_model import Model2VecClassifier
+
+    watch = Stopwatch()
+    static = distill_static_model(params)
+    distill_seconds = watch.seconds
+    config = params.model2vec
+    unfitted = Model2VecClassifier(
+        [t.name for t in tasks],
+        [t.num_targets for t in tasks],
+        config,
+        static,
+        np.zeros((len(tasks), static.dim)),
+        np.zeros(len(tasks)),
+    )
+    metric = metric_key(params.best_metric, tuple(t.name for t in tasks))
+    fit = select_ridge(
+        unfitted.embed(train.texts),
+        np.asarray(train.labels, dtype=np.float64),
+        unfitted.embed(val.texts),
+        np.asarray(val.labels, dtype=np.float64),
+        tasks=tasks,
+        alphas=config.ridge_alphas,
+        metric=metric,
+        higher_is_better=greater_is_better(metric),
+        train_weights=train.weights,
+    )
+    model = Model2VecClassifier(
+        unfitted.task_names, unfitted.num_targets, config, static, fit.coef, fit.intercept, fit.alpha
+    )
+    chosen = {
+        "metric": metric,
+        "value": fit.value,
+        "ridge_alpha": fit.alpha,
+        "ridge_alphas_tried": fit.tried,
+        "distill_seconds": round(distill_seconds, 3),
+        "vocabulary": len(static.tokens),
+        "dims": int(static.dim),
+    }
+    return model, chosen
+
+
 def render_card(
     kind: str,
     tasks: Sequence[TaskParams],
     val: dict[str, dict[str, float]],
     documents: int,
     calibrations: Sequence[Calibration],
+    chosen: dict[str, Any],
 ) -> str:
-    """A short model card: kind, tasks and their score columns, validation metrics, calibrated cuts, how to load it."""
+    """A short model card: kind, tasks and their score columns, validation metrics, calibrated cuts, what the fit
+    chose on val (``chosen``, as :func:`fit_classifier` returns it), how to load it."""
     rows = "\n".join(
         f"| {t.name} | 0..{t.num_targets - 1} | {t.name}_score, {t.name}_int_score | "
         f"{format_metric(val[t.name]['spearman'])} | {format_metric(val[t.name]['mae'])} | "
@@ -61,7 +167,7 @@ tags: [mlfilter, data-filtering, {kind}]
 # mlfilter {kind} classifier
 
 Trained on {documents} labelled documents by `training.classifier: {kind}`. Scores are in label units (the
-expected label); the filter writes them as `<task>_score` and the rounded `<task>_int_score`.
+expected label); the filter writes them as `<task>_score` and the rounded `<task>_int_score`.{_choice_line(chosen)}
 
 | task | labels | filter columns | val Spearman | val MAE | val binary F1 | calibrated cut | val F1 at the cut |
 | --- | --- | --- | --- | --- | --- | --- | --- |
@@ -79,6 +185,17 @@ scores = load_classifier("this/folder").predict(["some text"])  # shape (documen
 """
 
 
+def _choice_line(chosen: dict[str, Any]) -> str:
+    """The model card's sentence on what the fit chose on val (empty when it chose nothing)."""
+    if "ridge_alpha" not in chosen:
+        return ""
+    return (
+        f" Static embeddings: {chosen['vocabulary']} tokens × {chosen['dims']} dimensions, distilled with model2vec"
+        f" (`static_model/` loads with `model2vec.StaticModel.from_pretrained`); ridge heads, L2 strength"
+        f" {chosen['ridge_alpha']:g} chosen on val by {chosen['metric']} ({format_metric(chosen['value'])})."
+    )
+
+
 def train_text_classifier(
     train: LabeledData,
     val: LabeledData,
@@ -93,18 +210,13 @@ def train_text_classifier(
 
     Raises:
         ValueError: from the classifier's ``fit`` (e.g. a task with a single label).
+        MlfilterError: ``model2vec`` cannot load ``training.base_model``.
     """
     kind = params.classifier
-    cls = classifier_class(kind)
     watch = Stopwatch()
-    model = cls.fit(
-        train.texts,
-        train.labels,
-        task_names=[t.name for t in tasks],
-        num_targets=[t.num_targets for t in tasks],
-        **fit_options(kind, params, seed),
-    )
+    model, chosen = fit_classifier(kind, train, val, params=params, tasks=tasks, seed=seed)
     train_seconds = watch.seconds
+    timings = {k: chosen.pop(k) for k in ("distill_seconds",) if k in chosen}
     scoring = Stopwatch()
     scores = np.asarray(model.predict(val.texts), dtype=np.float64)
     val_seconds = scoring.seconds
@@ -115,7 +227,7 @@ def train_text_classifier(
         calibrate_cut(scores[:, i], labels[:, i], task.threshold, params.calibration_precision)
         for i, task in enumerate(tasks)
     ]
-    card = render_card(kind, tasks, val_nested, len(train), calibrations)
+    card = render_card(kind, tasks, val_nested, len(train), calibrations, chosen)
 
     def write(staging: Path) -> None:
         model.save_pretrained(staging)
@@ -125,6 +237,8 @@ def train_text_classifier(
     publish_folder(Path(output_dir), write)
     live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None)
     live.log_params({"classifier": kind, "is_regression": params.is_regression, "seed": seed})
+    if "ridge_alpha" in chosen:
+        live.log_params({"ridge_alpha": chosen["ridge_alpha"]})
     for name, value in flat.items():
         if value is not None and np.isfinite(value):  # undefined metrics stay out (null in the summary)
             live.log_metric(f"val/{name}", value)
@@ -132,7 +246,7 @@ def train_text_classifier(
     for index, task in enumerate(tasks):
         rows = reliability_table(scores[:, index], np.asarray(val.labels[:, index], dtype=np.float64), task.threshold)
         write_reliability_csv(Path(live_dir) / CALIBRATION_DIR / f"{task.name}.csv", rows)
-    summary = {
+    summary: dict[str, Any] = {
         "val": val_nested,
         "calibration": {t.name: c.as_dict() for t, c in zip(tasks, calibrations, strict=True)},
         "data": {"train": {"documents": len(train)}, "val": {"documents": len(val)}},
@@ -142,8 +256,11 @@ def train_text_classifier(
             "train_docs_per_second": round(len(train) / max(train_seconds, 1e-9), 3),
             "val_docs_per_second": round(len(val) / max(val_seconds, 1e-9), 3),
             "total_seconds": round(watch.seconds, 3),
+            **timings,
         },
     }
+    if chosen:
+        summary["best"] = chosen
     live.summary.update(summary)
     write_json(live.metrics_file, live.summary)  # DVCLive's own writer is neither strict nor atomic
     return TrainingResult(output_dir=Path(output_dir), path=kind, val_metrics=flat, summary=dict(live.summary))

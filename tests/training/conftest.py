@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from mlfilter.classifiers.model2vec_model import Model2VecConfig
 from mlfilter.params import TaskParams
 from mlfilter.training.params import TrainingParams
 
@@ -79,3 +80,8 @@ def tiny_params(tmp_path: Path) -> Callable[..., TrainingParams]:
         return TrainingParams(**values)
 
     return make
+
+
+#: model2vec settings small enough for a test: ~2.5k of MiniLM's 30k tokens (words of up to two characters and
+#: single-character word pieces, so every word still tokenizes), a distillation of ~7 CPU-s instead of ~70.
+SMALL_MODEL2VEC = Model2VecConfig(pca_dims=32, token_remove_pattern=r"\[unused\d+\]|##..|[^\[#].{2,}", max_length=256)

@@ -68,7 +68,8 @@ def fit_classifier(
 
 def distill_static_model(params: TrainingParams) -> Any:
     """A model2vec ``StaticModel`` distilled from ``params.base_model`` with ``params.model2vec`` (a forward pass of
-    the encoder per vocabulary token). Its config names the base model as params do, not this machine's path.
+    the encoder per vocabulary token). Its config names the base model as params do, not this machine's path
+    (model2vec asks the hub for a hub id's languages, and only for a model that is not a local folder).
 
     Raises:
         MlfilterError: the base model cannot be loaded.
@@ -85,7 +86,6 @@ def distill_static_model(params: TrainingParams) -> Any:
         raise MlfilterError(
             f"training.base_model: cannot load {params.base_model!r} from {location.path}: {str(exc).splitlines()[0]}"
         ) from exc
-    encoder.name_or_path = params.base_model
     static = distill_from_model(encoder, tokenizer, **params.model2vec.distill_options())
     static.config["tokenizer_name"] = params.base_model
     static.base_model_name = params.base_model

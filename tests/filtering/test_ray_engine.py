@@ -53,19 +53,36 @@ def test_ray_engine_gives_the_local_scores_and_outputs(
     assert again["shards"]["reused"] == 2 and again["shards"]["scored"] == 0
 
 
-def test_ray_engine_scores_a_tfidf_classifier_like_the_local_engine(
-    tmp_path: Path, documents: list[dict[str, Any]], local_ray: None
-) -> None:
-    from mlfilter.classifiers.tfidf import TfidfClassifier, TfidfConfig
-
-    texts = [d["text"] for d in documents]
+def save_text_classifier(kind: str, texts: list[str], folder: Path) -> None:
+    """Fit a classifier of ``kind`` on ``texts`` with a length-derived label (0..5) and save it to ``folder``."""
     labels = np.asarray([[min(5, len(t) // 400)] for t in texts], dtype=np.float64)
-    config = TfidfConfig(ngram_min=2, ngram_max=4, min_df=1, alpha=0.5)
-    model = TfidfClassifier.fit(texts, labels, task_names=["educational"], num_targets=[6], config=config)
-    model.save_pretrained(tmp_path / "tfidf")
+    if kind == "tfidf":
+        from mlfilter.classifiers.tfidf import TfidfClassifier, TfidfConfig
+
+        config = TfidfConfig(ngram_min=2, ngram_max=4, min_df=1, alpha=0.5)
+        TfidfClassifier.fit(texts, labels, task_names=["educational"], num_targets=[6], config=config).save_pretrained(
+            folder
+        )
+        return
+    from mlfilter.training.data import LabeledData
+    from mlfilter.training.params import TrainingParams
+    from mlfilter.training.text_classifier import fit_classifier
+    from tests.training.conftest import EDUCATIONAL, SMALL_MODEL2VEC
+
+    data = LabeledData(texts=texts, labels=labels, ids=[], files=[])
+    params = TrainingParams(classifier=kind, model2vec=SMALL_MODEL2VEC)
+    model, _ = fit_classifier(kind, data, data, params=params, tasks=(EDUCATIONAL,), seed=0)
+    model.save_pretrained(folder)
+
+
+@pytest.mark.parametrize("kind", ["tfidf", "model2vec"])
+def test_ray_engine_scores_a_text_classifier_like_the_local_engine(
+    kind: str, tmp_path: Path, documents: list[dict[str, Any]], local_ray: None
+) -> None:
+    save_text_classifier(kind, [d["text"] for d in documents], tmp_path / kind)
     corpus = tmp_path / "corpus"
     write_shards(corpus, documents[:12], [".jsonl", ".jsonl.zst"])
-    params = filter_params(corpus, tmp_path / "tfidf")
+    params = filter_params(corpus, tmp_path / kind)
 
     local = run(params, tmp_path / "local")
     on_ray = run(dataclasses.replace(params, engine="ray", ray=RayParams(batch_size=5)), tmp_path / "ray")

@@ -1,4 +1,5 @@
-"""fastText and TF-IDF models are calibrated on val like the encoder; ``keep.thresholds: calibrated`` uses the cut."""
+"""fastText, TF-IDF and model2vec models are calibrated on val like the encoder; ``keep.thresholds: calibrated`` uses
+the cut."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from mlfilter.filtering.pipeline import run_filter
 from mlfilter.training.calibration import calibrate_cut
 from mlfilter.training.data import read_labeled
 from mlfilter.training.run import train_from_files
-from tests.training.conftest import EDUCATIONAL, write_jsonl
+from tests.training.conftest import EDUCATIONAL, SMALL_MODEL2VEC, write_jsonl
 
 
-@pytest.mark.parametrize("kind", ["tfidf", "fasttext"])
+@pytest.mark.parametrize("kind", ["tfidf", "fasttext", "model2vec"])
 def test_text_classifier_stores_the_val_cut_and_the_filter_keeps_at_it(
     kind: str, tmp_path: Path, splits, tiny_params
 ) -> None:
@@ -27,7 +28,7 @@ def test_text_classifier_stores_the_val_cut_and_the_filter_keeps_at_it(
     train_from_files(
         str(train_path),
         str(val_path),
-        params=tiny_params(classifier=kind),
+        params=tiny_params(classifier=kind, model2vec=SMALL_MODEL2VEC),
         tasks=(EDUCATIONAL,),
         seed=3,
         output_dir=tmp_path / "final",
@@ -42,7 +43,12 @@ def test_text_classifier_stores_the_val_cut_and_the_filter_keeps_at_it(
     assert config["calibration_method"] == "max_f1"
     metrics = json.loads((tmp_path / "live" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["calibration"]["educational"]["cut"] == pytest.approx(expected.cut)
-    assert f"{expected.cut:.4f}" in (tmp_path / "final" / "README.md").read_text(encoding="utf-8")
+    card = (tmp_path / "final" / "README.md").read_text(encoding="utf-8")
+    assert f"{expected.cut:.4f}" in card
+    if kind == "model2vec":
+        chosen = metrics["best"]
+        assert chosen["ridge_alpha"] == config["ridge_alpha"] and metrics["throughput"]["distill_seconds"] > 0
+        assert f"L2 strength {chosen['ridge_alpha']:g} chosen on val by spearman_mean" in card
 
     corpus = write_jsonl(
         tmp_path / "corpus" / "part-0.jsonl",

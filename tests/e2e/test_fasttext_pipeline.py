@@ -1,4 +1,5 @@
-"""``training.classifier: fasttext`` through real DVC: train → evaluate → filter in a temporary git repository."""
+"""``training.classifier: fasttext`` and ``model2vec`` through real DVC: train → evaluate → filter in a temporary git
+repository."""
 
 from __future__ import annotations
 
@@ -10,14 +11,22 @@ import pytest
 from mlfilter.records import expand_inputs, iter_records
 from tests.e2e.pipeline_repo import PipelineRepo
 from tests.evaluation.helpers import annotation, write_annotations, write_records
-from tests.training.conftest import sample_records, write_jsonl
+from tests.training.conftest import SMALL_MODEL2VEC, sample_records, write_jsonl
 
 PARAMS = {
-    "training.classifier": "fasttext",
     "evaluate.bootstrap_samples": 20,
     "evaluate.min_language_documents": 2,
     "filter.keep.rule": "quantile",
     "filter.keep.fraction": 0.5,
+}
+#: Per kind: its params (model2vec distils a ~2.5k-token vocabulary, ~7 CPU-s, instead of MiniLM's 30k).
+KINDS = {
+    "fasttext": {"training.classifier": "fasttext"},
+    "model2vec": {
+        "training.classifier": "model2vec",
+        "training.model2vec.pca_dims": SMALL_MODEL2VEC.pca_dims,
+        "training.model2vec.token_remove_pattern": SMALL_MODEL2VEC.token_remove_pattern,
+    },
 }
 
 
@@ -44,8 +53,9 @@ def _records(folder: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_fasttext_trains_evaluates_and_filters_through_dvc(tmp_path: Path) -> None:
-    repo = PipelineRepo.create(tmp_path / "project", PARAMS)
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_text_classifier_trains_evaluates_and_filters_through_dvc(kind: str, tmp_path: Path) -> None:
+    repo = PipelineRepo.create(tmp_path / "project", {**PARAMS, **KINDS[kind]})
     records = _write_inputs(repo.root, list(repo.params()["annotate"]["annotators"]))
 
     for stage in ("train", "evaluate", "filter"):
@@ -53,13 +63,13 @@ def test_fasttext_trains_evaluates_and_filters_through_dvc(tmp_path: Path) -> No
 
     model = repo.root / "models" / "annotator" / "final"
     config = json.loads((model / "mlfilter_classifier.json").read_text())
-    assert config["kind"] == "fasttext" and config["task_names"] == ["educational"]
-    assert not (model / "model.safetensors").exists(), "a fastText run must not save an encoder"
+    assert config["kind"] == kind and config["task_names"] == ["educational"]
+    assert not (model / "model.safetensors").exists(), f"a {kind} run must not save an encoder"
     lock = (repo.root / "dvc.lock").read_text()
-    assert "models/annotator/final" in lock and "classifier: fasttext" in lock
+    assert "models/annotator/final" in lock and f"classifier: {kind}" in lock
 
     train = json.loads((repo.root / "reports" / "train" / "metrics.json").read_text())
-    assert train["throughput"]["path"] == "fasttext"
+    assert train["throughput"]["path"] == kind
     assert set(train["val"]["educational"]) >= {"spearman", "mae", "binary_f1"}
 
     evaluate = json.loads((repo.root / "reports" / "evaluate" / "metrics.json").read_text())
@@ -69,7 +79,7 @@ def test_fasttext_trains_evaluates_and_filters_through_dvc(tmp_path: Path) -> No
     scores = _records(repo.root / "data" / "filter_scores")
     assert sorted(row["id"] for row in scores) == sorted(r["id"] for r in records)
     assert all(0.0 <= row["scores"][0] <= 5.0 for row in scores)
-    assert len({row["scores"][0] for row in scores}) > 1, "fastText scores must depend on the text"
+    assert len({row["scores"][0] for row in scores}) > 1, "scores must depend on the text"
     kept = _records(repo.root / "data" / "filtered")
     assert len(kept) == 20
     best = sorted((row["scores"][0] for row in scores), reverse=True)[:20]
@@ -78,3 +88,10 @@ def test_fasttext_trains_evaluates_and_filters_through_dvc(tmp_path: Path) -> No
     assert metrics["documents"]["in"] == 40 and metrics["documents"]["kept"] == 20
 
     assert repo.repro("--single-item", "filter") == [], "an unchanged filter stage must not rerun"
+    if kind == "model2vec":
+        assert (model / "static_model" / "model.safetensors").is_file() and config["config"]["pca_dims"] == 32
+        assert f"L2 strength {config['ridge_alpha']:g} chosen on val" in (model / "README.md").read_text()
+        assert "changed" not in repo.dvc("status", "train").stdout
+        repo.set_params({"training.model2vec.pca_dims": 16})
+        status = repo.dvc("status", "train").stdout
+        assert "changed deps" in status and "modified:" in status and "training" in status, status

@@ -17,12 +17,12 @@ Three parts, all in one process, each against its baseline side by side (``--par
   batches in input order, each padded to its longest document — same model, documents and max length (512),
   float32, with the padding fraction of each batching and the largest score difference (they must agree). On a
   CPU both run on one torch thread (``--threads``) and the speed-up is per CPU-second, wall time beside it.
-- ``classifiers``: fastText (``training.classifier: fasttext``, ordered bins and classification) and the
-  encoder (all-MiniLM-L6-v2 frozen, mean pooling, linear head, the train stage's fast path) trained on the same
-  80% of the FineWeb-Edu documents and measured on the held-out 20%: Spearman, binary F1 (label >= 3), and
-  docs/s per core (one thread, per CPU-second) through the filter's scorers. Next to them, a candidate not yet in
-  the pipeline: model2vec static embeddings distilled here from the packaged MiniLM, with a ridge head (the
-  ``bench`` extra installs model2vec; without it that line says so).
+- ``classifiers``: fastText (``training.classifier: fasttext``, ordered bins and classification), model2vec
+  (``training.classifier: model2vec``: static embeddings distilled from the packaged MiniLM with the default
+  ``training.model2vec`` settings, ridge heads) and the encoder (all-MiniLM-L6-v2 frozen, mean pooling, linear
+  head, the train stage's fast path), each trained by the train stage's own code on the same 70% of the
+  FineWeb-Edu documents (10% val), saved, loaded and measured on the held-out 20%: Spearman, binary F1
+  (label >= 3), and docs/s per core (one thread) through the filter's scorers.
 
 Documents: real FineWeb-Edu texts (``../shared/data``, ODC-BY), cycled up to the document counts asked for.
 Each timed run repeats ``--repeats`` times (the cpu part: ``--cpu-repeats``, default 1, so it ends in minutes on a
@@ -343,9 +343,10 @@ def cpu_part(source: list[str], args: argparse.Namespace) -> None:
 
 
 def classifiers_part(args: argparse.Namespace) -> None:
-    """fastText, the frozen encoder and model2vec static embeddings on the same split: held-out Spearman / F1 and
-    docs/s on one core."""
+    """fastText, model2vec static embeddings and the frozen encoder on the same split, each trained → saved → loaded
+    → scored through the pipeline's code: held-out Spearman / F1 and docs/s on one core."""
     from mlfilter.classifiers.base import load_classifier
+    from mlfilter.classifiers.model2vec_model import Model2VecConfig
     from mlfilter.filtering.text_scorer import TextClassifierScorer
     from mlfilter.params import TaskParams
     from mlfilter.training.data import LabeledData
@@ -355,6 +356,7 @@ def classifiers_part(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)
     task = TaskParams(name="educational", prompt="", num_targets=6, threshold=3)
+    static = Model2VecConfig()
     rows = [json.loads(line) for line in args.documents.read_text(encoding="utf-8").splitlines() if line.strip()]
     order = np.random.default_rng(args.seed).permutation(len(rows))
     cut = int(0.8 * len(rows))
@@ -378,6 +380,9 @@ def classifiers_part(args: argparse.Namespace) -> None:
         contenders = {
             "fastText, ordered bins, word 2-grams": {"classifier": "fasttext", "is_regression": True},
             "fastText, classification, word 2-grams": {"classifier": "fasttext", "is_regression": False},
+            f"model2vec static MiniLM (PCA {static.pca_dims}), ridge head, {static.max_length} tok": {
+                "classifier": "model2vec"
+            },
             f"encoder MiniLM frozen, mean pool, linear head, {args.classifier_max_length} tok": {
                 "mode": "frozen",
                 "max_length": args.classifier_max_length,
@@ -391,7 +396,7 @@ def classifiers_part(args: argparse.Namespace) -> None:
             )
             folder = scratch / name.split(",")[0].replace(" ", "-")
             start = time.perf_counter()
-            train_from_files(
+            result = train_from_files(
                 str(scratch / "train.jsonl"),
                 str(scratch / "val.jsonl"),
                 params=params,
@@ -401,6 +406,8 @@ def classifiers_part(args: argparse.Namespace) -> None:
                 live_dir=scratch / "live",
             )
             train_seconds = time.perf_counter() - start
+            alpha = result.summary.get("best", {}).get("ridge_alpha")
+            chosen = "" if alpha is None else f"; ridge alpha {alpha:g} chosen on val"
             if params.classifier == "encoder":
                 options = ScoringParams(max_length=params.max_length, device="cpu", dtype="float32")
                 scorer: Any = Scorer.load(str(folder), options)
@@ -412,43 +419,8 @@ def classifiers_part(args: argparse.Namespace) -> None:
             print(
                 f"  {name:58s} Spearman {flat['spearman_educational']:.4f}  binary F1 "
                 f"{flat['binary_f1_educational']:.4f}  MAE {flat['mae_educational']:.3f}  "
-                f"{len(held_out) / seconds:9.1f} docs/s per core  (trained in {train_seconds:.0f} s)"
+                f"{len(held_out) / seconds:9.1f} docs/s per core  (trained in {train_seconds:.0f} s{chosen})"
             )
-    if importlib.util.find_spec("model2vec") is None:
-        print("  model2vec not installed (pip install 'mlfilter[bench]'): static embeddings not measured")
-        return
-    name, start = "model2vec static MiniLM (PCA 256), ridge head, 512 tok", time.perf_counter()
-    static, head = static_embedding_model([rows[i] for i in parts["train"]], [rows[i] for i in parts["val"]])
-    train_seconds = time.perf_counter() - start
-    static.encode(held_out.texts[:8], max_length=512)
-    _, seconds, scores = best_of(
-        1, lambda: np.clip(head.predict(static.encode(held_out.texts, max_length=512)), 0, task.num_targets - 1)
-    )
-    flat = all_metrics(scores[:, None], scores[:, None], held_out.labels, (task,), is_regression=True)
-    print(
-        f"  {name:58s} Spearman {flat['spearman_educational']:.4f}  binary F1 "
-        f"{flat['binary_f1_educational']:.4f}  MAE {flat['mae_educational']:.3f}  "
-        f"{len(held_out) / seconds:9.1f} docs/s per core  (distilled and trained in {train_seconds:.0f} s)"
-    )
-
-
-def static_embedding_model(train: list[dict[str, Any]], val: list[dict[str, Any]]) -> tuple[Any, Any]:
-    """Static token embeddings distilled from the packaged MiniLM with model2vec (a forward pass per vocabulary
-    token, PCA to 256 dimensions, Zipf weighting; Tulkens & van Dongen 2024), and a ridge head on the mean
-    embedding of each text, its strength picked on ``val`` by Spearman."""
-    from model2vec.distill import distill
-    from scipy.stats import spearmanr
-    from sklearn.linear_model import Ridge
-
-    static = distill(model_name=str(resolve_model(EMBEDDED_ENCODER).path), pca_dims=256)
-
-    def xy(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        texts = [r["text"] for r in rows]
-        return static.encode(texts, max_length=512), np.asarray([r["scores"]["score"] for r in rows], float)
-
-    (x, y), (x_val, y_val) = xy(train), xy(val)
-    heads = [Ridge(alpha=alpha).fit(x, y) for alpha in (0.1, 1.0, 10.0)]
-    return static, max(heads, key=lambda head: spearmanr(head.predict(x_val), y_val).statistic)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ heads chosen on val, saved with model2vec's own ``save_pretrained``, loaded by k
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -18,10 +19,8 @@ from mlfilter.classifiers.model2vec_model import HEADS_NAME, STATIC_FOLDER, Mode
 from mlfilter.params import ParamsError, convert
 from mlfilter.training.data import LabeledData
 from mlfilter.training.params import TrainingParams
-from mlfilter.training.text_classifier import fit_classifier
+from mlfilter.training.text_classifier import distill_static_model, distillation_key, fit_classifier
 from tests.training.conftest import DIGITS, EDUCATIONAL, SMALL_MODEL2VEC, sample_records
-
-pytest.importorskip("model2vec", reason="model2vec is a dependency of mlfilter (pip install -e .)")
 
 
 def labeled(records: list[dict[str, Any]]) -> LabeledData:
@@ -35,13 +34,19 @@ def trained(
 ) -> tuple[Path, Model2VecClassifier, dict[str, Any], LabeledData, LabeledData]:
     """One distillation for the module: two tasks (the second with missing labels) on 30 train / 10 val documents,
     fitted as the train stage fits it, and saved."""
-    folder = tmp_path_factory.mktemp("model2vec") / "model"
+    root = tmp_path_factory.mktemp("model2vec")
     records = sample_records()
     train, val = labeled(records[:30]), labeled(records[30:])
-    params = TrainingParams(classifier="model2vec", model2vec=SMALL_MODEL2VEC)
+    params = small_params(root)
     model, chosen = fit_classifier("model2vec", train, val, params=params, tasks=(EDUCATIONAL, DIGITS), seed=0)
-    model.save_pretrained(folder)
-    return folder, model, chosen, train, val
+    model.save_pretrained(root / "model")
+    return root / "model", model, chosen, train, val
+
+
+def small_params(root: Path, **settings: Any) -> TrainingParams:
+    """model2vec params with the test's small vocabulary and the distillation cache under ``root``."""
+    config = dataclasses.replace(SMALL_MODEL2VEC, **settings)
+    return TrainingParams(classifier="model2vec", model2vec=config, embedding_cache_dir=str(root / "cache"))
 
 
 def test_fits_saves_and_loads_with_the_same_scores(trained) -> None:
@@ -91,6 +96,34 @@ def test_static_model_is_model2vec_own_folder_without_machine_paths(trained) -> 
     assert json.loads((folder / STATIC_FOLDER / "config.json").read_text())["tokenizer_name"] == (
         "embedded:all-MiniLM-L6-v2"
     )
+
+
+def test_a_distilled_model_is_reused_from_the_cache(trained, monkeypatch: pytest.MonkeyPatch) -> None:
+    import model2vec.distill
+    from transformers import AutoModel, AutoTokenizer
+
+    from mlfilter.embedded import EMBEDDED_ENCODER, resolve_model
+
+    folder, model, _, _, _ = trained
+    root = folder.parent
+
+    def no_distillation(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the same settings must not distil again")
+
+    monkeypatch.setattr(model2vec.distill, "distill_from_model", no_distillation)
+    again = distill_static_model(small_params(root))
+    np.testing.assert_array_equal(again.embedding, model.static.embedding)
+    assert again.tokens == model.static.tokens
+
+    path = resolve_model(EMBEDDED_ENCODER).path
+    encoder, tokenizer = AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    key = distillation_key(encoder, tokenizer, small_params(root))
+    assert [p.name for p in (root / "cache" / "model2vec").iterdir()] == [key]
+    changed = [{"pca_dims": 16}, {"sif_coefficient": None}, {"token_remove_pattern": "x"}]
+    keys = {distillation_key(encoder, tokenizer, small_params(root, **change)) for change in changed}
+    assert len(keys) == 3 and key not in keys, "every distillation setting is part of the key"
+    heads_only = small_params(root, ridge_alphas=(5.0,), max_length=64)
+    assert distillation_key(encoder, tokenizer, heads_only) == key, "head and scoring settings distil nothing anew"
 
 
 def test_empty_input_and_text_without_tokens(trained) -> None:

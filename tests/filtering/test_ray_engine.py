@@ -70,7 +70,9 @@ def save_text_classifier(kind: str, texts: list[str], folder: Path) -> None:
     from tests.training.conftest import EDUCATIONAL, SMALL_MODEL2VEC
 
     data = LabeledData(texts=texts, labels=labels, ids=[], files=[])
-    params = TrainingParams(classifier=kind, model2vec=SMALL_MODEL2VEC)
+    params = TrainingParams(
+        classifier=kind, model2vec=SMALL_MODEL2VEC, embedding_cache_dir=str(folder.parent / "cache")
+    )
     model, _ = fit_classifier(kind, data, data, params=params, tasks=(EDUCATIONAL,), seed=0)
     model.save_pretrained(folder)
 

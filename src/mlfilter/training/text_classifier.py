@@ -11,7 +11,11 @@ DVCLive gets the same summary keys as the encoder's.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,10 +32,13 @@ from mlfilter.params import TaskParams
 from mlfilter.reports import Stopwatch, format_metric
 from mlfilter.training.calibration import Calibration, calibrate_cut, reliability_table, write_reliability_csv
 from mlfilter.training.data import LabeledData
+from mlfilter.training.embedding_cache import encoder_fingerprint
 from mlfilter.training.metrics import all_metrics, nested_metrics
 from mlfilter.training.params import TrainingParams, greater_is_better, metric_key
 from mlfilter.training.ridge_head import select_ridge
 from mlfilter.training.run import CALIBRATION_DIR, TrainingResult, publish_folder
+
+log = logging.getLogger(__name__)
 
 
 def fit_options(kind: str, params: TrainingParams, seed: int) -> dict[str, Any]:
@@ -71,9 +78,13 @@ def distill_static_model(params: TrainingParams) -> Any:
     the encoder per vocabulary token). Its config names the base model as params do, not this machine's path
     (model2vec asks the hub for a hub id's languages, and only for a model that is not a local folder).
 
+    Distilled models are kept in ``<embedding_cache_dir>/model2vec/<key>/`` (:func:`distillation_key`; the folder
+    is renamed into place whole), so an experiment that changes only the heads or the data distils nothing.
+
     Raises:
         MlfilterError: the base model cannot be loaded.
     """
+    from model2vec import StaticModel
     from model2vec.distill import distill_from_model
     from transformers import AutoModel, AutoTokenizer
 
@@ -86,10 +97,36 @@ def distill_static_model(params: TrainingParams) -> Any:
         raise MlfilterError(
             f"training.base_model: cannot load {params.base_model!r} from {location.path}: {str(exc).splitlines()[0]}"
         ) from exc
+    cached = Path(params.embedding_cache_dir) / "model2vec" / distillation_key(encoder, tokenizer, params)
+    if cached.is_dir():
+        log.info("model2vec: distilled model reused from %s", cached)
+        return StaticModel.from_pretrained(cached, force_download=False)
     static = distill_from_model(encoder, tokenizer, **params.model2vec.distill_options())
     static.config["tokenizer_name"] = params.base_model
     static.base_model_name = params.base_model
+    staging = cached.with_name(f".{cached.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    static.save_pretrained(staging)
+    try:
+        os.replace(staging, cached)
+    except OSError:  # another run put the same model there first
+        shutil.rmtree(staging, ignore_errors=True)
     return static
+
+
+def distillation_key(encoder: Any, tokenizer: Any, params: TrainingParams) -> str:
+    """A hash of what a distilled model depends on: the encoder's weights and tokenizer
+    (:func:`~mlfilter.training.embedding_cache.encoder_fingerprint`), the base model's name (recorded in the
+    model), the distillation settings and model2vec's version."""
+    import model2vec
+
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(
+        encoder_fingerprint(encoder, tokenizer, pooling="model2vec", max_length=0, precision="float32").encode()
+    )
+    settings = {"base_model": params.base_model, "version": model2vec.__version__, **params.model2vec.distill_options()}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def fit_model2vec(

@@ -171,3 +171,11 @@ def test_model2vec_needs_regression_and_reads_its_section() -> None:
     params = convert({"classifier": "model2vec", "model2vec": {"pca_dims": None, "ridge_alphas": [2]}}, TrainingParams)
     assert params.model2vec == Model2VecConfig(pca_dims=None, ridge_alphas=(2.0,))
     assert math.isclose(TrainingParams().model2vec.sif_coefficient or 0, 1e-4)
+
+
+def test_a_folder_that_is_no_encoder_is_a_clear_error(tmp_path: Path) -> None:
+    from mlfilter.errors import MlfilterError
+
+    params = dataclasses.replace(small_params(tmp_path), base_model=str(tmp_path))
+    with pytest.raises(MlfilterError, match=r"training\.base_model: cannot load '.*' from "):
+        distill_static_model(params)

@@ -20,7 +20,7 @@ from tests.training.conftest import EDUCATIONAL, SMALL_MODEL2VEC, write_jsonl
 
 @pytest.mark.parametrize("kind", ["tfidf", "fasttext", "model2vec"])
 def test_text_classifier_stores_the_val_cut_and_the_filter_keeps_at_it(
-    kind: str, tmp_path: Path, splits, tiny_params
+    kind: str, tmp_path: Path, splits, tiny_params, capfd: pytest.CaptureFixture[str]
 ) -> None:
     if kind == "fasttext":
         pytest.importorskip("fasttext", reason="fastText is the optional 'fasttext' extra")
@@ -46,6 +46,7 @@ def test_text_classifier_stores_the_val_cut_and_the_filter_keeps_at_it(
     card = (tmp_path / "final" / "README.md").read_text(encoding="utf-8")
     assert f"{expected.cut:.4f}" in card
     if kind == "model2vec":
+        assert "Encoding tokens" not in capfd.readouterr().err, "model2vec's own bar ignores MLFILTER_PROGRESS=0"
         chosen = metrics["best"]
         assert chosen["ridge_alpha"] == config["ridge_alpha"] and metrics["throughput"]["distill_seconds"] > 0
         assert f"L2 strength {chosen['ridge_alpha']:g} chosen on val by spearman_mean" in card

@@ -16,7 +16,8 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from mlfilter.atomic import write_json
 from mlfilter.classifiers.base import classifier_class, store_calibration
 from mlfilter.embedded import resolve_model
 from mlfilter.errors import MlfilterError
-from mlfilter.logs import quiet_model_loading
+from mlfilter.logs import progress_bar, quiet_model_loading
 from mlfilter.params import TaskParams
 from mlfilter.reports import Stopwatch, format_metric
 from mlfilter.training.calibration import Calibration, calibrate_cut, reliability_table, write_reliability_csv
@@ -101,7 +102,8 @@ def distill_static_model(params: TrainingParams) -> Any:
     if cached.is_dir():
         log.info("model2vec: distilled model reused from %s", cached)
         return StaticModel.from_pretrained(cached, force_download=False)
-    static = distill_from_model(encoder, tokenizer, **params.model2vec.distill_options())
+    with _labelled_distillation_bar():
+        static = distill_from_model(encoder, tokenizer, **params.model2vec.distill_options())
     static.config["tokenizer_name"] = params.base_model
     static.base_model_name = params.base_model
     staging = cached.with_name(f".{cached.name}.tmp-{os.getpid()}")
@@ -112,6 +114,24 @@ def distill_static_model(params: TrainingParams) -> Any:
     except OSError:  # another run put the same model there first
         shutil.rmtree(staging, ignore_errors=True)
     return static
+
+
+@contextmanager
+def _labelled_distillation_bar() -> Iterator[None]:
+    """model2vec draws its own bar over the vocabulary ("Encoding tokens"), which ``MLFILTER_PROGRESS=0`` cannot turn
+    off: while this context is open, its bar is ours (:func:`mlfilter.logs.progress_bar`), labelled as the stage's."""
+    from model2vec.distill import inference
+
+    original = inference.tqdm
+
+    def bar(*, total: int, **_: Any) -> Any:
+        return progress_bar(desc="train: vocabulary tokens distilled", total=total, unit="token")
+
+    inference.tqdm = bar
+    try:
+        yield
+    finally:
+        inference.tqdm = original
 
 
 def distillation_key(encoder: Any, tokenizer: Any, params: TrainingParams) -> str:

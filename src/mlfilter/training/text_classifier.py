@@ -122,7 +122,10 @@ def _labelled_distillation_bar() -> Iterator[None]:
     off: while this context is open, its bar is ours (:func:`mlfilter.logs.progress_bar`), labelled as the stage's."""
     from model2vec.distill import inference
 
-    original = inference.tqdm
+    original = getattr(inference, "tqdm", None)
+    if original is None:  # a model2vec that draws no bar there
+        yield
+        return
 
     def bar(*, total: int, **_: Any) -> Any:
         return progress_bar(desc="train: vocabulary tokens distilled", total=total, unit="token")

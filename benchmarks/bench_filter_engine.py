@@ -267,10 +267,17 @@ def run_baseline(model: Any, tokenizer: Any, texts: list[str], args: argparse.Na
     return wall, cpu, np.asarray([r["score"] for r in results], dtype=np.float32)
 
 
-def run_engine(scorer: Scorer, texts: list[str], window: int) -> tuple[float, float, Any]:
-    """Wall seconds, CPU-seconds and scores of the engine over ``texts`` (after a warm-up batch)."""
+def warm_up_engine(scorer: Scorer, texts: list[str]) -> tuple[float, float]:
+    """Wall seconds and CPU-seconds of the engine's first batches (a compiled engine compiles here): 32 documents,
+    then a single one (a batch of one row is a shape of its own)."""
     device = scorer.runner.device
-    scorer.score(texts[:32])
+    wall, cpu, _ = best_of(1, lambda: (scorer.score(texts[:32]), scorer.score(texts[:1]), synchronize(device)))
+    return wall, cpu
+
+
+def run_engine(scorer: Scorer, texts: list[str], window: int) -> tuple[float, float, Any]:
+    """Wall seconds, CPU-seconds and scores of the engine over ``texts`` (after :func:`warm_up_engine`)."""
+    device = scorer.runner.device
     synchronize(device)
     return best_of(1, lambda: (stream_scores(scorer, texts, window), synchronize(device))[0])
 
@@ -285,13 +292,18 @@ def cpu_part(source: list[str], args: argparse.Namespace) -> None:
         build_model(args.encoder_config, Path(folder))
         baseline_model, tokenizer = load_model(folder, args.device, args.baseline_dtype)
         baseline_model.to(getattr(torch, args.baseline_dtype))
-        for dtype in dict.fromkeys(["float32", args.dtype]):
+        variants = [("float32", False), ("float32", True), (args.dtype, False)] if args.compiled else []
+        for dtype, compiled in dict.fromkeys(variants or [("float32", False), (args.dtype, False)]):
             options = ScoringParams(
-                max_length=args.max_length, device=args.device, dtype=dtype, token_budget=args.token_budget
+                max_length=args.max_length,
+                device=args.device,
+                dtype=dtype,
+                token_budget=args.token_budget,
+                compile=compiled,
             )
             model, _ = load_model(folder, args.device, dtype)
             name = f"{dtype} → {next(model.encoder.parameters()).dtype}".replace("torch.", "")
-            engines[name] = Scorer(model, tokenizer, options)
+            engines[name + (", compiled" if compiled else ", eager")] = Scorer(model, tokenizer, options)
     scorer = next(iter(engines.values()))
     parameters = sum(p.numel() for p in baseline_model.parameters())
     lengths = np.asarray(
@@ -312,6 +324,9 @@ def cpu_part(source: list[str], args: argparse.Namespace) -> None:
     )
     times: dict[str, list[tuple[float, float]]] = {"baseline": [], **{name: [] for name in engines}}
     scores: dict[str, np.ndarray] = {}
+    graphs = torch._dynamo.utils.counters["stats"]
+    warm_up = {name: warm_up_engine(engine, texts) for name, engine in engines.items()}
+    compiled_in_warm_up = graphs["unique_graphs"]
     for repeat in range(args.cpu_repeats):
         wall, cpu, scores["baseline"] = run_baseline(baseline_model, tokenizer, texts, args)
         times["baseline"].append((wall, cpu))
@@ -337,6 +352,42 @@ def cpu_part(source: list[str], args: argparse.Namespace) -> None:
             f"{padding_fraction(lengths, sorted_batches, multiple):.1%}  speed-up {base_cpu / cpu:.2f}x per "
             f"CPU-second, {base_wall / wall:.2f}x wall  max |score - baseline| {difference:.1e}"
         )
+    for name, (wall, cpu) in warm_up.items():
+        if name.endswith("compiled"):
+            print(
+                f"  one-off   {name}: the warm-up batches (32 documents, then 1) with compilation {wall:.1f} s wall / "
+                f"{cpu:.1f} CPU-s; graphs compiled: {compiled_in_warm_up} in the warm-up, "
+                f"{graphs['unique_graphs'] - compiled_in_warm_up} in the timed runs"
+            )
+    eager = next((name for name in engines if name.startswith("float32") and name.endswith("eager")), None)
+    if eager is not None and args.device == "cpu":
+        eager_cpu = min(t[1] for t in times[eager])
+        kernels_part(engines[eager], texts, args.window, base_cpu, eager_cpu)
+
+
+def kernels_part(scorer: Scorer, texts: list[str], window: int, base_cpu: float, eager_cpu: float) -> None:
+    """Where the float32 engine's time goes (one profiled run): the model's matrix products and its attention
+    kernel, against everything else; and the ceiling that follows for any runtime keeping those two kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as profiled:
+        stream_scores(scorer, texts, window)
+    events = profiled.key_averages()
+    total = sum(event.self_cpu_time_total for event in events) / 1e6
+    products = [event for event in events if event.key in ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm")]
+    gemm = sum(event.self_cpu_time_total for event in products) / 1e6
+    flops = sum(event.flops for event in products)
+    attention = sum(e.self_cpu_time_total for e in events if e.key.startswith("aten::_scaled_dot_product")) / 1e6
+    square = torch.randn(2048, 2048)
+    _, square_cpu, _ = best_of(3, lambda: square @ square)
+    floor = eager_cpu * (gemm + attention) / total
+    print(
+        f"  kernels   float32 eager, one profiled run of {total:.1f} CPU-s: matrix products {gemm:.1f} CPU-s "
+        f"({flops / 1e9:.0f} GFLOP at {flops / gemm / 1e9:.0f} GFLOP/s; a 2048x2048 MKL product here: "
+        f"{2 * 2048**3 / square_cpu / 1e9:.0f} GFLOP/s), attention {attention:.1f} CPU-s, everything else "
+        f"{total - gemm - attention:.1f} CPU-s: any runtime that keeps these two kernels and removes all the rest "
+        f"reaches at most {base_cpu / floor:.2f}x the baseline per CPU-second"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- classifiers
@@ -442,6 +493,12 @@ def main() -> None:
     parser.add_argument("--token-budget", type=int, default=0, help="the engine's padded tokens per batch (0: auto)")
     parser.add_argument("--window", type=int, default=1024, help="documents the engine sorts together")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each host and classifiers measurement")
+    parser.add_argument(
+        "--compiled",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="cpu part: also the float32 engine compiled by TorchInductor (filter.scoring.compile: true)",
+    )
     parser.add_argument("--cpu-repeats", type=int, default=1, help="runs of each engine in the cpu part")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from mlfilter.errors import MlfilterError
+from mlfilter.filtering.compiled import CompiledEmbed
 from mlfilter.filtering.params import ChunkAggregate, ScoringParams
 from mlfilter.filtering.tokenize import DocumentTokenizer, Tokenized, TokenizerPool, default_workers
 from mlfilter.logs import progress_bar, quiet_model_loading
@@ -119,6 +120,9 @@ class ModelRunner:
         self.token_budget = options.token_budget or (32768 if self.device.type == "cuda" else 4096)
         self._buffers: list[torch.Tensor] = []
         self._copied: list[Any] = []
+        self.embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
+            CompiledEmbed(model) if options.compile else model.embed
+        )
 
     @property
     def num_tasks(self) -> int:
@@ -183,7 +187,7 @@ class ModelRunner:
             batches = plan_batches(lengths, self.token_budget, self.options.max_batch_size, self.multiple)
             for number, batch in enumerate(batches):
                 ids, mask = self._to_device(tokenized, batch, number % 2)
-                embeddings = self.model.embed(ids, mask).float()
+                embeddings = self.embed(ids, mask).float()
                 outputs.append((batch, self.model.forward_embeddings(embeddings)))
                 if on_windows is not None:
                     on_windows(len(batch))

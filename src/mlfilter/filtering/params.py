@@ -25,6 +25,9 @@ class ScoringParams:
     picks bfloat16 on GPUs and on CPUs with native bfloat16 arithmetic, float32 elsewhere.
     ``tokenize_workers``: tokenizer processes per scorer (0: the usable cores when scoring on a GPU, none —
     in-process — on a CPU, whose cores run the model); a runtime knob, it never changes scores.
+    ``compile``: run the encoder compiled by TorchInductor (:mod:`mlfilter.filtering.compiled`; scores equal to
+    eager within 1e-4; about 40 CPU-seconds once per process); a runtime knob, off by default: on a CPU it gains
+    at most a few percent in float32 (``benchmarks/bench_filter_engine.py``).
     """
 
     max_length: int = 512
@@ -38,6 +41,7 @@ class ScoringParams:
     tokenize_workers: int = 0
     device: str = "auto"
     dtype: Dtype = "auto"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.max_length < 8:

@@ -16,7 +16,12 @@ Three parts, all in one process, each against its baseline side by side (``--par
 - ``cpu``: the whole engine against ``transformers.pipeline("text-classification", batch_size=32)`` — fixed
   batches in input order, each padded to its longest document — same model, documents and max length (512),
   float32, with the padding fraction of each batching and the largest score difference (they must agree). On a
-  CPU both run on one torch thread (``--threads``) and the speed-up is per CPU-second, wall time beside it.
+  CPU both run on one torch thread (``--threads``) and the speed-up is per CPU-second, wall time beside it. The
+  engine runs eager in float32, compiled by TorchInductor in float32 (``filter.scoring.compile: true``; its
+  one-off compile is printed apart, ``--no-compiled`` leaves it out) and in ``--dtype``. Then the ``kernels``
+  line: the float32 engine's matrix products and attention calls, recorded in one run and replayed alone —
+  the cost of any runtime that keeps those kernels (MKL's products, PyTorch's fused attention) and removes all
+  the rest, so the most it can gain over the baseline, with MKL's rate on a large square product beside it.
 - ``classifiers``: fastText (``training.classifier: fasttext``, ordered bins and classification), model2vec
   (``training.classifier: model2vec``: static embeddings distilled from the packaged MiniLM with the default
   ``training.model2vec`` settings, ridge heads) and the encoder (all-MiniLM-L6-v2 frozen, mean pooling, linear

@@ -26,8 +26,8 @@ class ScoringParams:
     ``tokenize_workers``: tokenizer processes per scorer (0: the usable cores when scoring on a GPU, none —
     in-process — on a CPU, whose cores run the model); a runtime knob, it never changes scores.
     ``compile``: run the encoder compiled by TorchInductor (:mod:`mlfilter.filtering.compiled`; scores equal to
-    eager within 1e-4; about 40 CPU-seconds once per process); a runtime knob, off by default: on a CPU it gains
-    at most a few percent in float32 (``benchmarks/bench_filter_engine.py``).
+    eager within 1e-4; about 40 CPU-seconds once per process); a runtime knob, off by default: in float32 on a CPU
+    it gains nothing measurable (``benchmarks/bench_filter_engine.py``).
     """
 
     max_length: int = 512

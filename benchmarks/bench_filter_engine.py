@@ -131,7 +131,7 @@ class NoOpModel(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.anchor = torch.nn.Parameter(torch.zeros(1))
-        self.config = SimpleNamespace(task_names=["educational"])
+        self.config = SimpleNamespace(task_names=["educational"], is_regression=True, num_targets_per_task=[6])
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return (input_ids[:, :1] + attention_mask[:, :1]).float()

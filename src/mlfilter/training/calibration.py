@@ -26,11 +26,12 @@ RELIABILITY_COLUMNS = ("bin", "documents", "mean_score", "mean_label", "positive
 
 @dataclass(frozen=True)
 class Calibration:
-    """The calibrated cut of one task and its validation figures.
+    """The calibrated cut of one task and its figures on the documents it was chosen on.
 
-    ``cut`` is None when the validation split has no document on one side of the threshold (nothing to
-    separate). ``target_reached`` is False when a target precision was asked for and no cut reaches it;
-    the cut is then the one of maximal F1.
+    ``cut`` is None when those documents have none on one side of the threshold (nothing to separate).
+    ``target_reached`` is False when a target precision was asked for and no cut reaches it; the cut is then
+    the one of maximal F1. ``source`` names the scores: ``val`` (the model's scores on the validation split) or
+    the out-of-sample scores of a closed-form head (leave-one-out over train and val).
     """
 
     threshold: float
@@ -42,6 +43,7 @@ class Calibration:
     documents: int
     positives: int
     target_reached: bool = True
+    source: str = "val"
 
     def as_dict(self) -> dict[str, float | int | str | bool | None]:
         """Plain values for the metrics JSON and the model card."""
@@ -49,11 +51,17 @@ class Calibration:
 
 
 def calibrate_cut(
-    scores: np.ndarray, labels: np.ndarray, threshold: float, target_precision: float | None = None
+    scores: np.ndarray,
+    labels: np.ndarray,
+    threshold: float,
+    target_precision: float | None = None,
+    *,
+    source: str = "val",
 ) -> Calibration:
     """The raw-score cut (``score >= cut`` is positive) that best separates ``labels`` at ``threshold``.
 
-    ``scores`` and ``labels`` are 1-D arrays of one task on the validation split; NaN labels are left out.
+    ``scores`` and ``labels`` are 1-D arrays of one task on documents the model did not train on (the validation
+    split, or out-of-sample predictions named by ``source``); NaN labels are left out.
     Positives are labels at or above ``threshold`` (rounded half up, :func:`mlfilter.scores.at_or_above`).
     Without ``target_precision`` the cut maximises F1 = 2PR / (P + R); with it, the cut is the lowest
     whose precision P = TP / (TP + FP) is at least the target (ties: the higher F1).
@@ -64,7 +72,9 @@ def calibrate_cut(
     method = "max_f1" if target_precision is None else f"precision>={target_precision:g}"
     positives = int(truth.sum())
     if positives == 0 or positives == len(truth):
-        return Calibration(threshold, None, method, 0.0, 0.0, 0.0, len(truth), positives, target_precision is None)
+        return Calibration(
+            threshold, None, method, 0.0, 0.0, 0.0, len(truth), positives, target_precision is None, source
+        )
     order = np.argsort(-scores, kind="stable")
     ranked, hits = scores[order], truth[order]
     # Candidate k keeps the k best documents; only cuts between distinct scores can be realised.
@@ -93,6 +103,7 @@ def calibrate_cut(
         documents=len(truth),
         positives=positives,
         target_reached=reached,
+        source=source,
     )
 
 

@@ -63,8 +63,9 @@ def render_model_card(
     )
     if "ridge_alpha" in best:
         encoder = (
-            "frozen; linear heads fitted by ridge regression on cached embeddings "
-            f"(L2 strength {best['ridge_alpha']:g}, chosen on val from {', '.join(best['ridge_alphas_tried'])})"
+            "frozen; linear heads fitted by ridge regression on cached embeddings of train and val "
+            f"(L2 strength {best['ridge_alpha']:g}, chosen by leave-one-out over train and val from "
+            f"{', '.join(best['ridge_alphas_tried'])}; the validation metrics are those of its leave-one-out predictions)"
         )
     layers = "" if list(params.pooling_layers) == [-1] else f" of hidden states {list(params.pooling_layers)}"
     lines = [
@@ -110,7 +111,8 @@ def render_model_card(
         lines.append(f"| {split} | {counts['kept']} | {dropped} | {files} |")
     lines += [
         "",
-        "The test split was not read during training; model selection used the validation split only.",
+        "The test split was not read during training; model selection used the validation split only"
+        + (" (ridge heads: leave-one-out over train and val)." if "ridge_alpha" in best else "."),
         "",
         f"## Validation metrics (best checkpoint by `{best['metric']}` = {format_metric(best.get('value'))})",
         "",
@@ -131,17 +133,20 @@ def render_model_card(
             "",
             "## Calibrated thresholds",
             "",
-            "The cut on the raw score that best separates validation documents labelled at or above the task's "
-            "threshold (`filter.keep.thresholds: calibrated` keeps documents whose raw score reaches it).",
+            "The cut on the raw score that best separates documents labelled at or above the task's threshold, "
+            "chosen on scores of documents the model did not train on (`val`: the validation split; ridge heads: "
+            "their leave-one-out predictions over train and val). `filter.keep.thresholds: calibrated` keeps "
+            "documents whose raw score reaches it.",
             "",
-            "| task | threshold | calibrated cut | method | val precision | val recall | val F1 | val positives |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| task | threshold | calibrated cut | method | scores | precision | recall | F1 | positives |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for name, c in calibration.items():
-            cut = "none (no validation documents on one side)" if c["cut"] is None else f"{c['cut']:.4f}"
+            cut = "none (no documents on one side)" if c["cut"] is None else f"{c['cut']:.4f}"
             method = c["method"] + ("" if c["target_reached"] else " (not reached: max F1 used)")
             lines.append(
-                f"| {name} | {c['threshold']:g} | {cut} | {method} | {format_metric(c['precision'])} | "
+                f"| {name} | {c['threshold']:g} | {cut} | {method} | {c.get('source', 'val')} | "
+                f"{format_metric(c['precision'])} | "
                 f"{format_metric(c['recall'])} | {format_metric(c['f1'])} | {c['positives']} of {c['documents']} |"
             )
     if quality:

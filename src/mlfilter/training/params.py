@@ -31,7 +31,8 @@ class TrainingParams:
     ``pooling_layers``: the encoder hidden states pooled and concatenated for the heads (indices into
     ``hidden_states``: -1 the last layer, 0 the embeddings; :class:`~mlfilter.modeling.AnnotatorConfig`).
     ``frozen_head``: on the frozen fast path, ``gradient`` trains the heads with the optimiser; ``ridge`` fits
-    linear regression heads in closed form, the L2 strength chosen on val from ``ridge_alphas``
+    linear regression heads in closed form on train and val, the L2 strength chosen from ``ridge_alphas`` by
+    leave-one-out over both, the cuts calibrated on the leave-one-out predictions
     (:mod:`mlfilter.training.ridge_head`).
     ``calibration_precision``: None picks each task's calibrated cut by maximal validation F1, a value in
     (0, 1] the lowest cut whose validation precision reaches it.

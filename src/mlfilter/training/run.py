@@ -65,6 +65,8 @@ FAST_PATH = "frozen_embeddings"
 TRAINER_PATH = "trainer"
 #: Reliability tables (one CSV per task) under the DVCLive folder, declared as a DVC plot.
 CALIBRATION_DIR = "calibration"
+#: The calibration source of ridge heads: their leave-one-out predictions over train and val.
+LOO_SOURCE = "leave-one-out over train and val"
 #: Params that do not change what a run computes, left out of the checkpoint key.
 _NOT_IN_RUN_KEY = ("checkpoint_dir", "embedding_cache_dir", "keep_checkpoints", "dataloader_num_workers")
 
@@ -153,6 +155,17 @@ class _Fit:
     throughput: dict[str, Any]
     initial_rates: list[float]
     resumed: bool
+    #: Out-of-sample scores and labels ``[n, num_tasks]`` the cuts are calibrated on, and where they come from
+    #: (default: the validation outputs above).
+    calibration_scores: np.ndarray | None = None
+    calibration_labels: np.ndarray | None = None
+    calibration_source: str = "val"
+
+    def calibration_data(self) -> tuple[np.ndarray, np.ndarray, str]:
+        """Scores, labels and source name of the calibration (the validation outputs unless set)."""
+        if self.calibration_scores is None or self.calibration_labels is None:
+            return self.val_scores, self.val_labels, self.calibration_source
+        return self.calibration_scores, self.calibration_labels, self.calibration_source
 
 
 def train_annotator(
@@ -195,8 +208,9 @@ def train_annotator(
         "metric": metric,
         "candidates": {f.params.mode: {"value": f.best["value"], **f.throughput} for f in fits},
     }
+    scores, labels, source = chosen.calibration_data()
     calibrations = [
-        calibrate_cut(chosen.val_scores[:, i], chosen.val_labels[:, i], task.threshold, params.calibration_precision)
+        calibrate_cut(scores[:, i], labels[:, i], task.threshold, params.calibration_precision, source=source)
         for i, task in enumerate(tasks)
     ]
     chosen.model.config.calibrated_thresholds = [c.cut for c in calibrations]
@@ -236,7 +250,7 @@ def train_annotator(
                 _replace_live_dir(Path(fit.live.dir), live_root)
             shutil.rmtree(fit.live.dir, ignore_errors=True)
     for index, task in enumerate(tasks):
-        rows = reliability_table(chosen.val_scores[:, index], chosen.val_labels[:, index], task.threshold)
+        rows = reliability_table(scores[:, index], labels[:, index], task.threshold)
         write_reliability_csv(live_root / CALIBRATION_DIR / f"{task.name}.csv", rows)
     return TrainingResult(
         output_dir=Path(output_dir),
@@ -350,7 +364,11 @@ def _fit_ridge(
     metric: str,
     live_dir: Path,
 ) -> _Fit:
-    """The frozen fast path with ridge heads (:mod:`mlfilter.training.ridge_head`): embed once, fit in closed form."""
+    """The frozen fast path with ridge heads (:mod:`mlfilter.training.ridge_head`): embed once, fit in closed form.
+
+    The heads are fitted on train and val; the validation figures are those of the leave-one-out predictions on
+    the val documents (each from a fit that did not see it), and the cuts are calibrated on the leave-one-out
+    predictions over train and val."""
     live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None)
     embedder = _embedder(model, tokenizer, params, resolve_precision(params.precision))
     stats = EmbeddingStats()
@@ -371,14 +389,17 @@ def _fit_ridge(
         metric=metric,
         higher_is_better=greater_is_better(metric),
         train_weights=train.weights,
+        val_weights=val.weights,
     )
     fit_seconds = watch.seconds
     model.eval()
     with torch.no_grad():
-        output = model.forward_embeddings(torch.from_numpy(embedded[1]))
-    val_scores = output.scores.double().numpy()
+        fitted = model.forward_embeddings(torch.from_numpy(embedded[1])).scores.double().numpy()
+    # Out-of-sample scores where a document has a label (the metrics read only those); the fitted model's elsewhere.
+    loo_val = fit.loo_scores[len(train) :]
+    val_scores = np.where(np.isnan(loo_val), fitted, loo_val)
     val_labels = np.asarray(val.labels, dtype=np.float64)
-    val_flat = all_metrics(val_scores, output.logits.double().numpy(), val_labels, tasks, is_regression=True)
+    val_flat = all_metrics(val_scores, val_scores, val_labels, tasks, is_regression=True)
     live.log_params({"frozen_head": "ridge", "ridge_alpha": fit.alpha})
     for name, value in val_flat.items():
         if value is not None and np.isfinite(value):
@@ -388,7 +409,9 @@ def _fit_ridge(
     throughput: dict[str, Any] = {
         "path": FAST_PATH,
         "train_seconds": round(fit_seconds, 3),
-        "train_docs_per_second": round(len(train) * len(params.ridge_alphas) / max(fit_seconds, 1e-9), 3),
+        "train_docs_per_second": round(
+            (len(train) + len(val)) * len(params.ridge_alphas) / max(fit_seconds, 1e-9), 3
+        ),
         "embedding": stats.as_dict(),
     }
     return _Fit(
@@ -404,6 +427,9 @@ def _fit_ridge(
         throughput=throughput,
         initial_rates=[],
         resumed=False,
+        calibration_scores=fit.loo_scores,
+        calibration_labels=np.concatenate([train.labels, val.labels]).astype(np.float64),
+        calibration_source=LOO_SOURCE,
     )
 
 

@@ -65,7 +65,8 @@ def render_model_card(
         encoder = (
             "frozen; linear heads fitted by ridge regression on cached embeddings of train and val "
             f"(L2 strength {best['ridge_alpha']:g}, chosen by leave-one-out over train and val from "
-            f"{', '.join(best['ridge_alphas_tried'])}; the validation metrics are those of its leave-one-out predictions)"
+            f"{', '.join(best['ridge_alphas_tried'])}; the validation metrics are those of its leave-one-out "
+            "predictions)"
         )
     layers = "" if list(params.pooling_layers) == [-1] else f" of hidden states {list(params.pooling_layers)}"
     lines = [

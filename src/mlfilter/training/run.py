@@ -409,9 +409,7 @@ def _fit_ridge(
     throughput: dict[str, Any] = {
         "path": FAST_PATH,
         "train_seconds": round(fit_seconds, 3),
-        "train_docs_per_second": round(
-            (len(train) + len(val)) * len(params.ridge_alphas) / max(fit_seconds, 1e-9), 3
-        ),
+        "train_docs_per_second": round((len(train) + len(val)) * len(params.ridge_alphas) / max(fit_seconds, 1e-9), 3),
         "embedding": stats.as_dict(),
     }
     return _Fit(

@@ -112,8 +112,12 @@ def render_model_card(
         lines.append(f"| {split} | {counts['kept']} | {dropped} | {files} |")
     lines += [
         "",
-        "The test split was not read during training; model selection used the validation split only"
-        + (" (ridge heads: leave-one-out over train and val)." if "ridge_alpha" in best else "."),
+        "The test split was not read during training; model selection used "
+        + (
+            "leave-one-out predictions over the train and val splits."
+            if "ridge_alpha" in best
+            else "the val split only."
+        ),
         "",
         f"## Validation metrics (best checkpoint by `{best['metric']}` = {format_metric(best.get('value'))})",
         "",

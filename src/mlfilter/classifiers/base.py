@@ -68,6 +68,23 @@ def read_classifier_config(folder: str | os.PathLike[str], kind: str) -> dict[st
     return config
 
 
+def write_classifier_config(
+    folder: str | os.PathLike[str],
+    kind: str,
+    task_names: Sequence[str],
+    num_targets: Sequence[int],
+    settings: dict[str, Any],
+    **extra: Any,
+) -> None:
+    """Write a saved classifier's :data:`CONFIG_NAME` (strict JSON, atomically): its ``kind``, tasks, ``num_targets``
+    per task, the training ``settings`` (under ``config``) and any kind-specific ``extra`` keys. Written last by
+    every ``save_pretrained``, so a folder with this file holds a whole model."""
+    write_json(
+        Path(folder) / CONFIG_NAME,
+        {"kind": kind, "task_names": list(task_names), "num_targets": list(num_targets), "config": settings, **extra},
+    )
+
+
 def store_calibration(folder: str | os.PathLike[str], cuts: Sequence[float | None], method: str) -> None:
     """Record the calibrated cut per task (raw score, None where val could not calibrate it) and the method that
     chose them (:mod:`mlfilter.training.calibration`) in the :data:`CONFIG_NAME` of a saved classifier.

@@ -29,8 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mlfilter.atomic import atomic_path, write_json
-from mlfilter.classifiers.base import CONFIG_NAME, read_classifier_config
+from mlfilter.atomic import atomic_path
+from mlfilter.classifiers.base import CONFIG_NAME, read_classifier_config, write_classifier_config
 from mlfilter.scores import at_or_above, to_int_score
 
 KIND = "fasttext"
@@ -221,16 +221,7 @@ class FastTextClassifier:
                     model.save_model(str(tmp))
                 names.append(name)
             files.append(names)
-        write_json(
-            target / CONFIG_NAME,
-            {
-                "kind": KIND,
-                "task_names": self.task_names,
-                "num_targets": self.num_targets,
-                "config": asdict(self.config),
-                "files": files,
-            },
-        )
+        write_classifier_config(target, KIND, self.task_names, self.num_targets, asdict(self.config), files=files)
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike[str]) -> FastTextClassifier:

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from mlfilter.atomic import atomic_path, write_json
-from mlfilter.classifiers.base import CONFIG_NAME, read_classifier_config
+from mlfilter.atomic import atomic_path
+from mlfilter.classifiers.base import CONFIG_NAME, read_classifier_config, write_classifier_config
 from mlfilter.params import ParamsError
 
 KIND = "model2vec"
@@ -141,17 +141,15 @@ class Model2VecClassifier:
         os.replace(staging, static_dir)
         with atomic_path(target / HEADS_NAME) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, coef=self.coef, intercept=self.intercept)
-        write_json(
-            target / CONFIG_NAME,
-            {
-                "kind": KIND,
-                "task_names": self.task_names,
-                "num_targets": self.num_targets,
-                "config": asdict(self.config),
-                "dims": int(self.static.dim),
-                "vocabulary": len(self.static.tokens),
-                "ridge_alpha": self.ridge_alpha,
-            },
+        write_classifier_config(
+            target,
+            KIND,
+            self.task_names,
+            self.num_targets,
+            asdict(self.config),
+            dims=int(self.static.dim),
+            vocabulary=len(self.static.tokens),
+            ridge_alpha=self.ridge_alpha,
         )
 
     @classmethod

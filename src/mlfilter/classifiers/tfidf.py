@@ -24,8 +24,8 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from mlfilter.atomic import atomic_open, atomic_path, write_json
-from mlfilter.classifiers.base import CONFIG_NAME, read_classifier_config
+from mlfilter.atomic import atomic_open, atomic_path
+from mlfilter.classifiers.base import read_classifier_config, write_classifier_config
 
 KIND = "tfidf"
 VOCABULARY_NAME = "vocabulary.json"
@@ -189,15 +189,8 @@ class TfidfClassifier:
                 arrays[f"classes_{position}"] = model.classes
         with atomic_path(target / WEIGHTS_NAME) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
-        write_json(
-            target / CONFIG_NAME,
-            {
-                "kind": KIND,
-                "task_names": self.task_names,
-                "num_targets": self.num_targets,
-                "config": asdict(self.config),
-                "features": len(terms),
-            },
+        write_classifier_config(
+            target, KIND, self.task_names, self.num_targets, asdict(self.config), features=len(terms)
         )
 
     @classmethod

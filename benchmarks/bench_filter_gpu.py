@@ -138,8 +138,8 @@ def main() -> None:
         model, tokenizer = load_model(folder, args.device, args.dtype)
         baseline_model, _ = load_model(folder, args.device, args.dtype)
     baseline_model.to(dtype)
+    engine_meter = BusyMeter(model, "embed", device)  # before the Scorer, which takes the model's embed when built
     scorer = Scorer(model, tokenizer, options)
-    engine_meter = BusyMeter(model, "embed", device)
     baseline_meter = BusyMeter(baseline_model, "forward", device)
     classify = pipeline(
         "text-classification",

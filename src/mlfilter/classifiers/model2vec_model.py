@@ -84,6 +84,15 @@ class Model2VecConfig:
         }
 
 
+def embed_texts(static: Any, texts: Sequence[str], max_length: int) -> np.ndarray:
+    """Document embeddings ``(len(texts), static.dim)`` from a model2vec ``StaticModel``, float64, unit length
+    (zero for a text without a known token), each text cut to ``max_length`` tokens. In this process:
+    model2vec's own process pool would fight the filter's workers."""
+    if not texts:
+        return np.zeros((0, static.dim), dtype=np.float64)
+    return np.asarray(static.encode(list(texts), max_length=max_length, use_multiprocessing=False), dtype=np.float64)
+
+
 class Model2VecClassifier:
     """A model2vec ``StaticModel`` and a linear head per task (kind ``model2vec``).
 
@@ -117,12 +126,8 @@ class Model2VecClassifier:
             )
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Document embeddings ``(len(texts), static.dim)``, float64, unit length (zero for a text without a known
-        token). In this process: model2vec's own process pool would fight the filter's workers."""
-        if not texts:
-            return np.zeros((0, self.static.dim), dtype=np.float64)
-        vectors = self.static.encode(list(texts), max_length=self.config.max_length, use_multiprocessing=False)
-        return np.asarray(vectors, dtype=np.float64)
+        """Document embeddings of ``texts`` (:func:`embed_texts` with this model's ``max_length``)."""
+        return embed_texts(self.static, texts, self.config.max_length)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Scores of shape ``(len(texts), len(task_names))``, float64, clipped into each task's label range."""

@@ -81,18 +81,14 @@ def select_ridge(
     Raises:
         ValueError: a task has no labelled training document.
     """
-    fits = {alpha: _fit_all(train_features, train_labels, train_weights, tasks, alpha) for alpha in alphas}
-    tried: dict[str, float | None] = {}
-    best_alpha, best_key = alphas[0], -math.inf
-    for alpha, (coef, intercept) in fits.items():
-        scores = val_features.astype(np.float64) @ coef.T + intercept
-        value = _metric(scores, val_labels.astype(np.float64), tasks, metric)
-        tried[f"{alpha:g}"] = value
-        key = -math.inf if value is None else (value if higher_is_better else -value)
-        if key > best_key:
-            best_alpha, best_key = alpha, key
-    coef, intercept = fits[best_alpha]
-    return RidgeFit(best_alpha, tried[f"{best_alpha:g}"], tried, coef, intercept)
+    fits = [_fit_all(train_features, train_labels, train_weights, tasks, alpha) for alpha in alphas]
+    values = [
+        _metric(val_features.astype(np.float64) @ coef.T + intercept, val_labels.astype(np.float64), tasks, metric)
+        for coef, intercept in fits
+    ]
+    best, tried = _choose(alphas, values, higher_is_better)
+    coef, intercept = fits[best]
+    return RidgeFit(alphas[best], values[best], tried, coef, intercept)
 
 
 def fit_ridge_heads(
@@ -133,14 +129,7 @@ def fit_ridge_heads(
             ]
         )
     loo = _leave_one_out(x, labels, weights, tasks, alphas)
-    tried: dict[str, float | None] = {}
-    best, best_key = 0, -math.inf
-    for index, alpha in enumerate(alphas):
-        value = _metric(loo[index], labels, tasks, metric)
-        tried[f"{alpha:g}"] = value
-        key = -math.inf if value is None else (value if higher_is_better else -value)
-        if key > best_key:
-            best, best_key = index, key
+    best, tried = _choose(alphas, [_metric(scores, labels, tasks, metric) for scores in loo], higher_is_better)
     coef, intercept = _fit_all(x, labels, weights, tasks, alphas[best])
     with torch.no_grad():
         for index, head in enumerate(model.heads.tasks):
@@ -149,6 +138,15 @@ def fit_ridge_heads(
     on_val = slice(len(train_labels), None)
     value = _metric(loo[best][on_val], labels[on_val], tasks, metric)
     return RidgeFit(float(alphas[best]), value, tried, coef, intercept, loo[best])
+
+
+def _choose(
+    alphas: Sequence[float], values: Sequence[float | None], higher_is_better: bool
+) -> tuple[int, dict[str, float | None]]:
+    """The index of the best of ``values`` (one per ``α``; None loses; ties keep the earlier ``α``) and the
+    values keyed by ``{α:g}``."""
+    keys = [-math.inf if v is None else (v if higher_is_better else -v) for v in values]
+    return max(range(len(keys)), key=keys.__getitem__), {f"{a:g}": v for a, v in zip(alphas, values, strict=True)}
 
 
 def _metric(scores: np.ndarray, labels: np.ndarray, tasks: Sequence[TaskParams], metric: str) -> float | None:

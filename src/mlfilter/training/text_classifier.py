@@ -162,25 +162,17 @@ def fit_model2vec(
     Returns the classifier and its choice: ``{"metric", "value", "ridge_alpha", "ridge_alphas_tried",
     "vocabulary", "dims"}``, with the distillation's ``"distill_seconds"``.
     """
-    from mlfilter.classifiers.model2vec_model import Model2VecClassifier
+    from mlfilter.classifiers.model2vec_model import Model2VecClassifier, embed_texts
 
     watch = Stopwatch()
     static = distill_static_model(params)
     distill_seconds = watch.seconds
     config = params.model2vec
-    unfitted = Model2VecClassifier(
-        [t.name for t in tasks],
-        [t.num_targets for t in tasks],
-        config,
-        static,
-        np.zeros((len(tasks), static.dim)),
-        np.zeros(len(tasks)),
-    )
     metric = metric_key(params.best_metric, tuple(t.name for t in tasks))
     fit = select_ridge(
-        unfitted.embed(train.texts),
+        embed_texts(static, train.texts, config.max_length),
         np.asarray(train.labels, dtype=np.float64),
-        unfitted.embed(val.texts),
+        embed_texts(static, val.texts, config.max_length),
         np.asarray(val.labels, dtype=np.float64),
         tasks=tasks,
         alphas=config.ridge_alphas,
@@ -189,7 +181,7 @@ def fit_model2vec(
         train_weights=train.weights,
     )
     model = Model2VecClassifier(
-        unfitted.task_names, unfitted.num_targets, config, static, fit.coef, fit.intercept, fit.alpha
+        [t.name for t in tasks], [t.num_targets for t in tasks], config, static, fit.coef, fit.intercept, fit.alpha
     )
     chosen = {
         "metric": metric,

@@ -18,7 +18,7 @@ printed are on the held-out part, which no training or selection reads. Contende
 
 Metrics: Spearman and MAE of the raw scores; F1 of "score ≥ 3" both with the rounded rule
 (FineWeb-Edu's ``int_score >= 3``, :func:`mlfilter.scores.at_or_above`) and with the cut calibrated on
-val (max F1, stored in the model config); the spread ratio std(scores) / std(labels) (a head compressed
+val (max smoothed F1, stored in the model config); the spread ratio std(scores) / std(labels) (a head compressed
 toward the mean is well below 1).
 
 One split with 16 held-out positives is noisy (a Spearman standard error of about 0.04; one positive moves F1

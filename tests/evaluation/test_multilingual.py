@@ -1,4 +1,4 @@
-"""The English-only default encoder is named as such when most documents are not English."""
+"""The English-only offline encoders are named as such when most documents are not English."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from mlfilter.multilingual import MULTILINGUAL_ENCODERS, english_only_warning, i
     [
         (EMBEDDED_ENCODER, True),
         ("sentence-transformers/all-MiniLM-L6-v2", True),
+        ("embedded:SmolLM2-135M-Instruct", True),
+        ("HuggingFaceTB/SmolLM2-135M-Instruct", True),
         (*MULTILINGUAL_ENCODERS[:1], False),
         ("Snowflake/snowflake-arctic-embed-m-v2.0", False),
         ("/models/xlm-roberta-large", False),

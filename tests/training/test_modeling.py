@@ -109,3 +109,44 @@ def test_frozen_encoder_stays_in_eval_mode_and_gets_no_gradients() -> None:
     output.loss.backward()
     assert all(p.grad is None for p in model.encoder.parameters())
     assert all(p.grad is not None for p in model.heads.parameters())
+
+
+def _tiny_encoder(tmp_path: Path, kind: str) -> str:
+    """A randomly initialised 6-layer encoder saved to a folder (Llama: a final norm on the last state)."""
+    from transformers import BertConfig, LlamaConfig
+
+    torch.manual_seed(0)
+    common = {"hidden_size": 32, "num_hidden_layers": 6, "num_attention_heads": 4, "intermediate_size": 64}
+    config = (
+        LlamaConfig(vocab_size=100, num_key_value_heads=2, **common)
+        if kind == "llama"
+        else BertConfig(vocab_size=100, **common)
+    )
+    AutoModel.from_config(config).save_pretrained(tmp_path / kind)
+    return str(tmp_path / kind)
+
+
+@pytest.mark.parametrize("kind", ["llama", "bert"])
+def test_layers_above_the_deepest_pooled_state_are_dropped_with_identical_embeddings(tmp_path: Path, kind: str) -> None:
+    folder = _tiny_encoder(tmp_path, kind)
+    ids = torch.randint(3, 100, (2, 12))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    full = AutoModel.from_pretrained(folder).eval()
+    with torch.no_grad():
+        states = full(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    weights = mask.unsqueeze(-1).float()
+    expected = torch.cat([(states[i] * weights).sum(1) / weights.sum(1) for i in (1, 3)], dim=-1)
+
+    model = AnnotatorModel.from_encoder(folder, pooling="mean", pooling_layers=[1, -4]).eval()
+    assert model.encoder.config.num_hidden_layers == 4, "state 3 needs 3 layers, plus the one whose input it is"
+    assert model.config.pooling_layers == [1, 3] and model.config.encoder["num_hidden_layers"] == 4
+    with torch.no_grad():
+        torch.testing.assert_close(model.embed(ids, mask), expected)
+    model.save_pretrained(tmp_path / "saved")
+    reloaded = AnnotatorModel.from_pretrained(tmp_path / "saved").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.embed(ids, mask), expected)
+
+    kept = AnnotatorModel.from_encoder(folder, pooling="mean", pooling_layers=[2, -1])
+    assert kept.encoder.config.num_hidden_layers == 6 and kept.config.pooling_layers == [2, -1], "last state pooled"

@@ -59,14 +59,14 @@ def test_auto_keeps_the_better_mode_on_val_and_the_filter_keeps_at_its_calibrate
     assert (tmp_path / "live" / "plots" / "metrics" / "eval" / "loss.tsv").exists()
     assert not list((tmp_path / "checkpoints").glob("live-*")), "candidate DVCLive folders are cleaned up"
 
-    # The stored cut is the max-F1 cut of the saved model's own validation scores.
+    # The stored cut is the max-smoothed-F1 cut of the saved model's own validation scores.
     val = read_labeled(str(val_path), (EDUCATIONAL,))
     max_length = 64 if selection["chosen"] == "frozen" else 32
     scores = _scores(tmp_path / "final", val.texts, max_length)
     expected = calibrate_cut(scores, val.labels[:, 0].astype(np.float64), EDUCATIONAL.threshold)
     config = AnnotatorModel.config_class.from_pretrained(tmp_path / "final")
     assert config.calibrated_thresholds == [pytest.approx(expected.cut, abs=1e-4)]
-    assert config.calibration_method == "max_f1"
+    assert config.calibration_method == "max_smoothed_f1"
     assert metrics["calibration"]["educational"]["cut"] == pytest.approx(expected.cut, abs=1e-4)
     card = (tmp_path / "final" / "README.md").read_text()
     assert "## Calibrated thresholds" in card and f"kept `{selection['chosen']}`" in card

@@ -24,9 +24,9 @@ def test_learning_rate_written_by_dvc_exp_run_loads_as_float(tmp_path: Path) -> 
 
 def test_repository_params_yaml_has_a_valid_training_section() -> None:
     params = load_section("training", Path(__file__).parents[2] / "params.yaml")
-    assert params.base_model == "embedded:all-MiniLM-L6-v2"
+    assert params.base_model == "embedded:SmolLM2-135M-Instruct"
     assert params.mode == "frozen" and params.candidates() == (params,)
-    assert params.uses_ridge_head and params.pooling_layers == (-6, -5, -4, -3, -2, -1)
+    assert params.uses_ridge_head and params.pooling_layers == (10, 15, 20)
     frozen, finetune = dataclasses.replace(params, mode="auto").candidates()
     assert frozen.uses_ridge_head and not finetune.freeze_base_model_parameters and not finetune.uses_ridge_head
 

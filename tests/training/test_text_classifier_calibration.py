@@ -40,7 +40,7 @@ def test_text_classifier_stores_the_val_cut_and_the_filter_keeps_at_it(
     assert expected.cut is not None and 0 < expected.positives < len(val.texts)
     config = json.loads((tmp_path / "final" / CONFIG_NAME).read_text(encoding="utf-8"))
     assert config["calibrated_thresholds"] == [pytest.approx(expected.cut)]
-    assert config["calibration_method"] == "max_f1"
+    assert config["calibration_method"] == "max_smoothed_f1"
     metrics = json.loads((tmp_path / "live" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["calibration"]["educational"]["cut"] == pytest.approx(expected.cut)
     card = (tmp_path / "final" / "README.md").read_text(encoding="utf-8")

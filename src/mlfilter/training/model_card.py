@@ -8,19 +8,22 @@ from typing import Any
 
 import yaml
 
-from mlfilter.embedded import EMBEDDED_ENCODER
+from mlfilter.embedded import EMBEDDED_ENCODER, EMBEDDED_LLM
 from mlfilter.params import TaskParams, to_plain
 from mlfilter.reports import format_metric
 from mlfilter.training.params import METRIC_NAMES, TrainingParams
 
-#: The hub model behind the packaged encoder, for the card's ``base_model`` field.
-EMBEDDED_ENCODER_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+#: The hub models behind the packaged encoders, for the card's ``base_model`` field.
+EMBEDDED_HUB_IDS = {
+    EMBEDDED_ENCODER: "sentence-transformers/all-MiniLM-L6-v2",
+    EMBEDDED_LLM: "HuggingFaceTB/SmolLM2-135M-Instruct",
+}
 
 
 def hub_base_model(name: str) -> str | None:
     """The hub id of the base model, or None when it is a local folder."""
-    if name == EMBEDDED_ENCODER:
-        return EMBEDDED_ENCODER_HUB_ID
+    if name in EMBEDDED_HUB_IDS:
+        return EMBEDDED_HUB_IDS[name]
     if os.path.isdir(name) or name.count("/") != 1:
         return None
     return name
@@ -148,7 +151,7 @@ def render_model_card(
         ]
         for name, c in calibration.items():
             cut = "none (no documents on one side)" if c["cut"] is None else f"{c['cut']:.4f}"
-            method = c["method"] + ("" if c["target_reached"] else " (not reached: max F1 used)")
+            method = c["method"] + ("" if c["target_reached"] else " (not reached: max smoothed F1 used)")
             lines.append(
                 f"| {name} | {c['threshold']:g} | {cut} | {method} | {c.get('source', 'val')} | "
                 f"{format_metric(c['precision'])} | "

@@ -8,6 +8,18 @@ import sys
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+#: Runs ``python ARGS…`` with SIGINT back at its default first: a shell starts background jobs (``make test &``,
+#: ``nohup … &``) with Ctrl-C ignored, which their children inherit, and a test that presses Ctrl-C must not hang.
+_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
+
+def interruptible(*args: str) -> list[str]:
+    """A command line running this interpreter with ``args`` where Ctrl-C (SIGINT) reaches it, even when the test
+    run itself ignores SIGINT (see :data:`_DEFAULT_SIGINT`)."""
+    return [sys.executable, "-c", _DEFAULT_SIGINT, *args]
 
 
 def sh(repo: Path, *command: str) -> str:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from mlfilter import cli
 from mlfilter.annotation.cache import RequestCache
 from tests.annotation.conftest import DOCUMENTS, EDUCATIONAL, read_output
 from tests.openai_server import FakeOpenAIServer
+from tests.shell import interruptible
 
 
 def config(tmp_path: Path, **extra) -> Path:
@@ -76,7 +76,7 @@ def test_ctrl_c_prints_one_line_saying_what_was_saved_and_how_to_resume(tmp_path
     cfg = config(tmp_path, annotator={"backend": "openai", "model": "fake", "concurrency": 2})
     with FakeOpenAIServer(latency=0.2) as server:
         env = {**os.environ, "OPENAI_BASE_URL": server.url, "MLFILTER_PROGRESS": "0"}
-        command = [sys.executable, "-m", "mlfilter.cli", "score_documents", "--config_file_path", str(cfg)]
+        command = interruptible("-m", "mlfilter.cli", "score_documents", "--config_file_path", str(cfg))
         process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while server.request_count < 6 and time.monotonic() < deadline:

@@ -18,6 +18,7 @@ from mlfilter import __version__
 from mlfilter.cli import COMMANDS, main
 from mlfilter.errors import MlfilterError
 from mlfilter.stage import DEFAULT_RESUME, INTERRUPTED_EXIT, RESUME, guarded
+from tests.shell import interruptible
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: CPU seconds a fresh interpreter may spend importing the CLI and building one command's parser.
@@ -160,7 +161,7 @@ def test_every_command_has_blocking_arguments() -> None:
 def test_ctrl_c_ends_every_command_with_one_line(tmp_path: Path, command: str) -> None:
     (tmp_path / "a.jsonl").write_text("")
     args = [a.format(fifo="input.fifo") for a in BLOCKING_ARGS[command]]
-    result = _interrupt([sys.executable, "-m", "mlfilter.cli", command, *args], tmp_path)
+    result = _interrupt(interruptible("-m", "mlfilter.cli", command, *args), tmp_path)
     assert result.returncode == INTERRUPTED_EXIT, result.stderr
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -168,7 +169,7 @@ def test_ctrl_c_ends_every_command_with_one_line(tmp_path: Path, command: str) -
 
 
 def test_ctrl_c_ends_a_stage_script_with_one_line(tmp_path: Path) -> None:
-    result = _interrupt([sys.executable, str(REPO_ROOT / "stages" / "split.py"), "--params", "input.fifo"], tmp_path)
+    result = _interrupt(interruptible(str(REPO_ROOT / "stages" / "split.py"), "--params", "input.fifo"), tmp_path)
     assert result.returncode == INTERRUPTED_EXIT
     assert [line for line in result.stderr.splitlines() if line.strip()] == [
         f"stage split: interrupted; {DEFAULT_RESUME}"

@@ -30,8 +30,8 @@ cheap) and ends with every contender's mean ± sd over seeds and the paired marg
         [--finetune-epochs N] [--finetune-max-length N] [--cache-dir .mlfilter/embeddings]
 
 Fine-tuning the default encoder (SmolLM2-135M, 21 layers kept) on a CPU is slow: 2 epochs at 128 tokens took 800 s
-on two shared cores, the params' 4 epochs at 256 tokens would take about 8 times as long; ``--modes frozen`` skips it, and
-``--finetune-epochs`` / ``--finetune-max-length`` shrink it.
+on two shared cores, the params' 4 epochs at 256 tokens would take about 8 times as long; ``--modes frozen`` skips
+it, and ``--finetune-epochs`` / ``--finetune-max-length`` shrink it.
 """
 
 from __future__ import annotations

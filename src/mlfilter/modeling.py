@@ -28,7 +28,7 @@ def drop_layers_above(encoder: PreTrainedModel, pooling_layers: Sequence[int]) -
     ``hidden_states[i]`` is the output of the first ``i`` layers; a model's last state may also pass its final
     norm (Llama's does), so the stack keeps ``deepest + 1`` layers and state ``deepest`` stays the plain output
     of the first ``deepest`` layers — identical embeddings, ``(deepest + 1) / num_hidden_layers`` of the compute
-    (SmolLM2-135M pooling states 10, 15, 20: 21 of 30 layers). Nothing is cut when the last layers are pooled,
+    (SmolLM2-135M pooling states 10, 15, 20: 21 of 30 layers). Nothing is cut when the last state is pooled,
     an index is outside ``[-states, states)`` (left to the caller's error), or the stack is not the one
     ``nn.ModuleList`` of ``config.num_hidden_layers`` blocks.
     """

@@ -2,8 +2,8 @@
 
 The offline encoders (``embedded:SmolLM2-135M-Instruct``, HuggingFaceTB/SmolLM2-135M-Instruct, the default; and
 ``embedded:all-MiniLM-L6-v2``, sentence-transformers/all-MiniLM-L6-v2) were trained on English text: on other
-languages their embeddings carry little of what the annotators judged (on 26 European languages
-it ranks below a character n-gram TF-IDF baseline). With the weights at hand, name a multilingual encoder in
+languages their embeddings carry little of what the annotators judged (on 26 European languages MiniLM
+ranks below a character n-gram TF-IDF baseline). With the weights at hand, name a multilingual encoder in
 ``training.base_model`` instead, e.g. one of :data:`MULTILINGUAL_ENCODERS`.
 """
 

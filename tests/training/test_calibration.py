@@ -31,9 +31,9 @@ def test_the_cut_moves_to_where_the_validation_labels_turn_positive() -> None:
     # A label of 2.5 counts as 3 (rounded half up), as everywhere else: one more positive, one step lower.
     labels[scores == 2.9] = 2.5
     assert calibrate_cut(scores, labels, threshold=3).cut == pytest.approx(2.75)
-    # Tied or constant scores leave nothing to smooth over: the plain F1 decides.
-    tied = calibrate_cut(np.array([1.0, 1.0, 1.0, 2.0]), np.array([0.0, 0.0, 0.0, 4.0]), threshold=3)
-    assert tied.cut == pytest.approx(1.5) and tied.f1 == 1.0
+    # Constant scores leave nothing to smooth over (bandwidth 0): the plain F1 decides, keeping all.
+    constant = calibrate_cut(np.ones(4), np.array([0.0, 0.0, 4.0, 4.0]), threshold=3)
+    assert constant.cut == pytest.approx(0.5) and constant.f1 == pytest.approx(2 / 3) and constant.recall == 1.0
 
 
 def test_max_smoothed_f1_cut_reports_its_own_plain_figures_near_the_brute_force_best() -> None:

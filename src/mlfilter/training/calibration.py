@@ -99,15 +99,15 @@ def calibrate_cut(
     precision = true_positives / kept
     recall = true_positives / positives
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision), where=true_positives > 0)
-    smoothed = _smoothed_f1(ranked, hits, last_of_value)
-    best_f1 = int(np.argmax(f1 if smoothed is None else smoothed))
     reached = True
-    if target_precision is None:
-        best = best_f1
-    else:
+    if target_precision is not None:
         meets = np.flatnonzero(precision >= target_precision)
         reached = len(meets) > 0
-        best = int(meets[np.lexsort((-f1[meets], -kept[meets]))[0]]) if reached else best_f1
+    if target_precision is not None and reached:
+        best = int(meets[np.lexsort((-f1[meets], -kept[meets]))[0]])
+    else:
+        smoothed = _smoothed_f1(ranked, hits, last_of_value)
+        best = int(np.argmax(f1 if smoothed is None else smoothed))
     lowest_kept = ranked[last_of_value[best]]
     below = ranked[last_of_value[best] + 1] if kept[best] < len(ranked) else lowest_kept - 1.0
     return Calibration(
